@@ -1,0 +1,241 @@
+"""The one place that talks to OpenSSL directly: key-exchange groups, negotiated group, SNI.
+
+Theory of operation
+-------------------
+``SSLContext.set_ciphers()`` only governs TLS 1.2. In TLS 1.3 the key exchange is chosen from the
+*supported groups* list, and OpenSSL 3's default list includes the finite-field groups
+ffdhe2048…ffdhe8192: a stock context happily answers an ffdhe-only client with a non-elliptic
+Diffie-Hellman exchange. Closing that hole means setting the group list ourselves, on server and
+client contexts alike.
+
+Python 3.15 adds ``SSLContext.set_groups()`` and ``SSLObject.group()`` (cpython#136306); we use them
+when present. Before that, the stdlib only offers ``set_ecdh_curve()``, which takes ONE curve. So on
+older Pythons we call OpenSSL's ``SSL_CTX_set1_groups_list`` (a macro over ``SSL_CTX_ctrl`` with
+``SSL_CTRL_SET_GROUPS_LIST``) and ``SSL_get_negotiated_group`` (``SSL_ctrl`` with
+``SSL_CTRL_GET_NEGOTIATED_GROUP``) through :mod:`ctypes`, resolving the symbols through the
+``_ssl`` extension module so that we reach the very libssl the interpreter uses.
+
+The ``SSL_CTX*``/``SSL*`` pointers sit right after the object header of CPython's ``_ssl`` objects.
+Reading them that way is only trusted after a self-check: the pointer's ``SSL_CTX_get_options``
+must equal ``SSLContext.options`` (and, for a connection, ``SSL_get_SSL_CTX`` must be the context's
+pointer). If any check fails, the shim is disabled and :func:`apply_groups` falls back to
+``set_ecdh_curve`` with the first configured group — still elliptic-curve only, never a silent
+fallback to OpenSSL's defaults.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import ssl
+import weakref
+from collections.abc import Sequence
+from typing import Any, Final
+
+__all__ = [
+    "ALLOWED_GROUPS",
+    "DEFAULT_GROUPS",
+    "apply_groups",
+    "configured_groups",
+    "negotiated_group",
+    "normalize_group",
+    "sni_server_name",
+]
+
+log = logging.getLogger("ecdhe_async.tls")
+
+#: Canonical names of the groups we allow, strongest-common first.
+ALLOWED_GROUPS: Final = ("X25519", "X448", "P-256", "P-384", "P-521")
+DEFAULT_GROUPS: Final = ("X25519", "P-256", "P-384")
+
+_ALIASES: Final = {
+    "x25519": "X25519",
+    "x448": "X448",
+    "p-256": "P-256",
+    "prime256v1": "P-256",
+    "secp256r1": "P-256",
+    "p-384": "P-384",
+    "secp384r1": "P-384",
+    "p-521": "P-521",
+    "secp521r1": "P-521",
+}
+
+# OpenSSL short names (OBJ_nid2sn) of negotiated groups, mapped to our names.
+_SHORT_NAMES: Final = {
+    "X25519": "X25519",
+    "X448": "X448",
+    "prime256v1": "P-256",
+    "secp384r1": "P-384",
+    "secp521r1": "P-521",
+}
+
+_SSL_CTRL_SET_GROUPS_LIST: Final = 92
+_SSL_CTRL_GET_NEGOTIATED_GROUP: Final = 134
+
+# Remember what was applied to each context (OpenSSL 3.0 cannot read a context's list back).
+_applied: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def normalize_group(name: str) -> str:
+    """Return the canonical name of an allowed group, or raise ``ValueError`` naming the choices.
+
+    OpenSSL's aliases (``prime256v1``, ``secp384r1``, ``secp521r1``) are accepted; finite-field
+    groups (``ffdhe2048``…) never are.
+    """
+    canonical = _ALIASES.get(name.strip().lower())
+    if canonical is None:
+        raise ValueError(
+            f"unknown or disallowed key-exchange group {name!r}; allowed: "
+            + ", ".join(ALLOWED_GROUPS)
+            + " (aliases prime256v1, secp384r1, secp521r1)"
+        )
+    return canonical
+
+
+class _OpenSSL:
+    """ctypes bindings to the libssl that ``_ssl`` is linked against (Python < 3.15)."""
+
+    def __init__(self) -> None:
+        import _ssl  # the extension module: its handle resolves libssl's symbols too
+
+        lib = ctypes.CDLL(_ssl.__file__)
+        vp, c_int, c_long = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
+        self.ctx_ctrl = lib.SSL_CTX_ctrl
+        self.ctx_ctrl.argtypes = [vp, c_int, c_long, vp]
+        self.ctx_ctrl.restype = c_long
+        self.ctx_get_options = lib.SSL_CTX_get_options
+        self.ctx_get_options.argtypes = [vp]
+        self.ctx_get_options.restype = ctypes.c_uint64
+        self.ssl_ctrl = lib.SSL_ctrl
+        self.ssl_ctrl.argtypes = [vp, c_int, c_long, vp]
+        self.ssl_ctrl.restype = c_long
+        self.ssl_get_ctx = lib.SSL_get_SSL_CTX
+        self.ssl_get_ctx.argtypes = [vp]
+        self.ssl_get_ctx.restype = vp
+        self.servername = lib.SSL_get_servername
+        self.servername.argtypes = [vp, c_int]
+        self.servername.restype = ctypes.c_char_p
+        self.nid2sn = lib.OBJ_nid2sn
+        self.nid2sn.argtypes = [c_int]
+        self.nid2sn.restype = ctypes.c_char_p
+        self.head = object.__basicsize__
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.ctx_get_options(self.ctx_pointer(probe)) != int(probe.options):
+            raise RuntimeError("SSL_CTX pointer self-check failed")
+
+    def ctx_pointer(self, ctx: ssl.SSLContext) -> int:
+        # PySSLContext: PyObject_HEAD; SSL_CTX *ctx; ...
+        ptr = ctypes.c_void_p.from_address(id(ctx) + self.head).value
+        if not ptr:
+            raise RuntimeError("SSL_CTX pointer is NULL")
+        return ptr
+
+    def ssl_pointer(self, sslobj: Any, ctx: ssl.SSLContext) -> int:
+        # PySSLSocket: PyObject_HEAD; PyObject *Socket; SSL *ssl; ...
+        ptr = ctypes.c_void_p.from_address(
+            id(sslobj) + self.head + ctypes.sizeof(ctypes.c_void_p)
+        ).value
+        if not ptr or self.ssl_get_ctx(ptr) != self.ctx_pointer(ctx):
+            raise RuntimeError("SSL pointer self-check failed")
+        return ptr
+
+    def set_groups(self, ctx: ssl.SSLContext, groups: Sequence[str]) -> None:
+        ptr = self.ctx_pointer(ctx)
+        if self.ctx_get_options(ptr) != int(ctx.options):
+            raise RuntimeError("SSL_CTX pointer self-check failed")
+        names = ":".join(groups).encode("ascii")
+        if self.ctx_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names) != 1:
+            raise ssl.SSLError(f"OpenSSL rejected the group list {':'.join(groups)!r}")
+
+    def negotiated(self, sslobj: Any, ctx: ssl.SSLContext) -> str | None:
+        nid = self.ssl_ctrl(self.ssl_pointer(sslobj, ctx), _SSL_CTRL_GET_NEGOTIATED_GROUP, 0, None)
+        if nid <= 0:
+            return None
+        short: bytes | None = self.nid2sn(int(nid))
+        if short is None:
+            return None
+        name = short.decode("ascii", "replace")
+        return _SHORT_NAMES.get(name, name)
+
+    def server_name(self, sslobj: Any, ctx: ssl.SSLContext) -> str | None:
+        name: bytes | None = self.servername(self.ssl_pointer(sslobj, ctx), 0)  # host_name type
+        return None if name is None else name.decode("ascii", "replace")
+
+
+_openssl: _OpenSSL | None
+try:
+    _openssl = None if hasattr(ssl.SSLContext, "set_groups") else _OpenSSL()
+except (OSError, AttributeError, RuntimeError) as exc:  # pragma: no cover - platform specific
+    log.warning("OpenSSL group shim unavailable (%s): falling back to a single curve", exc)
+    _openssl = None
+
+
+def apply_groups(ctx: ssl.SSLContext, groups: Sequence[str]) -> tuple[str, ...]:
+    """Restrict *ctx* to exactly *groups* (canonical names, in preference order).
+
+    Returns the groups actually in force: the full list normally, or only the first group when
+    neither ``SSLContext.set_groups`` nor the ctypes shim is available.
+    """
+    wanted = tuple(normalize_group(g) for g in groups)
+    if not wanted:
+        raise ValueError("at least one key-exchange group is required")
+    native = getattr(ctx, "set_groups", None)
+    if native is not None:  # Python 3.15+
+        native(":".join(wanted))
+        applied = wanted
+    elif _openssl is not None:
+        _openssl.set_groups(ctx, wanted)
+        applied = wanted
+    else:  # pragma: no cover - exercised only where the shim's self-check fails
+        ctx.set_ecdh_curve(_OPENSSL_CURVE_NAMES[wanted[0]])
+        applied = wanted[:1]
+        if len(wanted) > 1:
+            log.warning("only %s is in force; %s dropped", applied[0], ", ".join(wanted[1:]))
+    _applied[ctx] = applied
+    return applied
+
+
+_OPENSSL_CURVE_NAMES: Final = {
+    "X25519": "X25519",
+    "X448": "X448",
+    "P-256": "prime256v1",
+    "P-384": "secp384r1",
+    "P-521": "secp521r1",
+}
+
+
+def configured_groups(ctx: ssl.SSLContext) -> tuple[str, ...] | None:
+    """The groups :func:`apply_groups` put on *ctx*, or ``None`` if it never did."""
+    return _applied.get(ctx)
+
+
+def negotiated_group(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
+    """The key-exchange group of a completed handshake, e.g. ``"X25519"`` or ``"P-256"``.
+
+    Finite-field groups come back under OpenSSL's names (``"ffdhe2048"``). ``None`` before the
+    handshake, for a TLS 1.2 non-ECDHE suite, or where no way to ask OpenSSL exists.
+    """
+    native = getattr(ssl_object, "group", None)
+    if native is not None:  # Python 3.15+
+        name: str | None = native()
+        return None if name is None else _SHORT_NAMES.get(name, name)
+    inner = getattr(ssl_object, "_sslobj", None)
+    if _openssl is None or inner is None:
+        return None
+    try:
+        return _openssl.negotiated(inner, ssl_object.context)
+    except RuntimeError:  # pragma: no cover - self-check failed
+        return None
+
+
+def sni_server_name(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
+    """The SNI host name a client sent (server side), or the one we sent (client side)."""
+    if not ssl_object.server_side:
+        return ssl_object.server_hostname
+    inner = getattr(ssl_object, "_sslobj", None)
+    if _openssl is None or inner is None:
+        return None
+    try:
+        return _openssl.server_name(inner, ssl_object.context)
+    except RuntimeError:  # pragma: no cover - self-check failed
+        return None

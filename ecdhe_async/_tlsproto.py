@@ -1,0 +1,151 @@
+"""Our TLS layer over any asyncio transport: asyncio's ``SSLProtocol``, with three fixes.
+
+Why not ``loop.start_tls`` / ``start_server(ssl=...)``
+------------------------------------------------------
+1. **Alerts.** When a handshake or a record fails, OpenSSL queues a fatal alert (``handshake
+   failure``, ``protocol version``, ``bad record mac``) in the outgoing memory BIO. Stdlib asyncio
+   and uvloop close the transport without flushing it (gh-98078), so the peer only sees an
+   "unexpected eof". :class:`TLSProtocol` writes the pending bytes, then closes gracefully.
+2. **Any loop.** The stdlib class calls the private ``_force_close()`` of selector transports;
+   uvloop's transports have no such Python method. We only use public transport methods, so the
+   same class (and the same alert behaviour) runs on uvloop and on the stdlib loop.
+3. **Memory.** The stdlib allocates a 256 KiB receive buffer per connection up front. Between
+   ``get_buffer()`` and ``buffer_updated()`` (called back to back by the loop, on its thread) the
+   bytes are copied straight into the incoming BIO, so one buffer per thread serves every
+   connection: per-connection cost drops to the ``SSL`` object and its BIOs.
+
+Failures are not reported to the loop's exception handler (which logs each at ERROR: a scanner
+would flood the log); the waiter gets the exception and the caller decides how loud to be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from asyncio import sslproto
+from typing import Any, Final
+
+__all__ = ["TLSProtocol", "start_tls"]
+
+log = logging.getLogger("ecdhe_async.tls")
+
+_BUFFER_SIZE: Final = 256 * 1024
+_local = threading.local()
+
+
+def _shared_buffer() -> memoryview:
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(_BUFFER_SIZE))
+    return view
+
+
+class TLSProtocol(sslproto.SSLProtocol):
+    """``asyncio.sslproto.SSLProtocol`` that sends OpenSSL's alert and runs on any transport."""
+
+    # Private attributes of the base class that we use (typeshed does not declare them).
+    _transport: Any
+    _outgoing: ssl.MemoryBIO
+    _sslobj: Any
+    _state: Any
+    _process_outgoing: Any
+
+    max_size = _BUFFER_SIZE
+    failure: BaseException | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Drop the per-connection 256 KiB buffer the base class just allocated.
+        self._ssl_buffer = bytearray()
+        self._ssl_buffer_view = memoryview(self._ssl_buffer)
+
+    def get_buffer(self, n: int) -> memoryview:
+        return _shared_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._ssl_buffer_view = _shared_buffer()
+        super().buffer_updated(nbytes)
+
+    def feed(self, data: bytes) -> None:
+        """Hand bytes that arrived before the upgrade (e.g. the ClientHello's first segment)."""
+        view = _shared_buffer()
+        for start in range(0, len(data), len(view)):
+            chunk = data[start : start + len(view)]
+            view[: len(chunk)] = chunk
+            self.buffer_updated(len(chunk))
+
+    def _flush_alert(self) -> None:
+        # gh-98078: send what OpenSSL queued (the fatal alert) before the transport goes away.
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            data = self._outgoing.read()
+            if data:
+                transport.write(data)
+
+    def _do_handshake(self) -> None:
+        try:
+            self._sslobj.do_handshake()
+        except sslproto.SSLAgainErrors:
+            self._process_outgoing()
+        except ssl.SSLError as exc:
+            self._flush_alert()
+            self._on_handshake_complete(exc)
+        else:
+            self._on_handshake_complete(None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if self.failure is None:
+            self.failure = exc
+        transport = self._transport
+        if transport is not None:
+            if isinstance(exc, ssl.SSLError):
+                # Bad record, failed handshake: flush the alert, then FIN after it.
+                self._flush_alert()
+                transport.close()
+            else:
+                transport.abort()
+        log.debug("%s: %r", message, exc)
+
+    def _check_shutdown_timeout(self) -> None:
+        if self._state in (sslproto.SSLProtocolState.FLUSHING, sslproto.SSLProtocolState.SHUTDOWN):
+            # The peer ignored our close_notify (aiohttp#11091): stop waiting.
+            if self._transport is not None:
+                self._transport.abort()
+
+
+def start_tls(
+    transport: asyncio.Transport,
+    app_protocol: asyncio.BaseProtocol,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool,
+    server_hostname: str | None = None,
+    handshake_timeout: float,
+    shutdown_timeout: float,
+    initial_data: bytes = b"",
+) -> tuple[TLSProtocol, asyncio.Future[None]]:
+    """Switch *transport* to TLS now; return the protocol and a future done at handshake end.
+
+    Called from a protocol callback (e.g. ``data_received`` with the first bytes as
+    *initial_data*) the switch is synchronous: no byte can slip past the TLS layer.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    proto = TLSProtocol(
+        loop,
+        app_protocol,
+        context,
+        waiter,
+        server_side=server_side,
+        server_hostname=server_hostname,
+        call_connection_made=True,
+        ssl_handshake_timeout=handshake_timeout,
+        ssl_shutdown_timeout=shutdown_timeout,
+    )
+    transport.set_protocol(proto)
+    proto.connection_made(transport)
+    if initial_data:
+        proto.feed(initial_data)
+    return proto, waiter

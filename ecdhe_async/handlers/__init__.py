@@ -1,0 +1,85 @@
+"""Pluggable protocol handlers: the ``Handler`` protocol, the built-ins and the resolver.
+
+A handler is an async callable taking a :class:`~ecdhe_async.connection.Connection`; the
+framework owns the socket, TLS, limits and shutdown, and closes the connection when the handler
+returns or raises. Select one by built-in name (``echo``, ``lines``, ``frames``), by import path
+``"package.module:attr"``, or pass the object itself. A class is instantiated once per server:
+with ``cls.from_settings(settings)`` if it has that classmethod, else with no arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .builtin import EchoHandler, FrameEchoHandler, LineEchoHandler
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..settings import ServerSettings
+
+__all__ = [
+    "BUILTIN_HANDLERS",
+    "EchoHandler",
+    "FrameEchoHandler",
+    "Handler",
+    "LineEchoHandler",
+    "resolve_handler",
+]
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """Anything ``await handler(conn)`` works on."""
+
+    def __call__(self, conn: Connection, /) -> Awaitable[None]: ...
+
+
+BUILTIN_HANDLERS: dict[str, type] = {
+    "echo": EchoHandler,
+    "lines": LineEchoHandler,
+    "frames": FrameEchoHandler,
+}
+
+
+def resolve_handler(spec: Any, settings: ServerSettings | None = None) -> Handler:
+    """Turn a name, an import path, a class or a callable into a ready handler.
+
+    Raises ``ValueError`` with a one-line reason (unknown name, module not importable,
+    attribute missing, object not an async callable).
+    """
+    obj = spec
+    if isinstance(spec, str):
+        if spec in BUILTIN_HANDLERS:
+            obj = BUILTIN_HANDLERS[spec]
+        elif ":" in spec:
+            module_name, _, attr = spec.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise ValueError(
+                    f"handler {spec!r}: cannot import {module_name!r}: {exc}"
+                ) from None
+            obj = module
+            try:
+                for part in attr.split("."):
+                    obj = getattr(obj, part)
+            except AttributeError:
+                raise ValueError(f"handler {spec!r}: {module_name!r} has no {attr!r}") from None
+        else:
+            raise ValueError(
+                f"unknown handler {spec!r}: use one of {', '.join(BUILTIN_HANDLERS)} "
+                "or an import path 'package.module:attr'"
+            )
+    if inspect.isclass(obj):
+        factory = getattr(obj, "from_settings", None)
+        obj = factory(settings) if factory is not None and settings is not None else obj()
+    if not callable(obj):
+        raise ValueError(f"handler {spec!r} is not callable")
+    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else obj.__call__
+    if not inspect.iscoroutinefunction(target):
+        raise ValueError(f"handler {spec!r} must be an async callable taking a Connection")
+    handler: Handler = obj
+    return handler

@@ -1,0 +1,80 @@
+"""Built-in handlers: ``echo`` (bytes), ``lines`` (newline-delimited), ``frames`` (length-prefixed).
+
+The framed handlers drive the sans-IO decoders of :mod:`ecdhe_async.handlers.framing`; an over-long
+line or frame raises :class:`~ecdhe_async.errors.RemoteProtocolError`, which closes only that
+connection. On graceful shutdown they stop at a message boundary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Self
+
+from .framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_LINE_LENGTH,
+    FrameDecoder,
+    LineDecoder,
+    encode_frame,
+    encode_line,
+)
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..settings import ServerSettings
+
+__all__ = ["EchoHandler", "FrameEchoHandler", "LineEchoHandler"]
+
+
+class EchoHandler:
+    """Send every received byte back, until the peer closes."""
+
+    async def __call__(self, conn: Connection) -> None:
+        while data := await conn.read():
+            conn.write(data)
+            await conn.drain()
+
+
+class LineEchoHandler:
+    """Echo each newline-terminated line; lines over ``max_line_length`` bytes are refused."""
+
+    def __init__(self, max_line_length: int = DEFAULT_MAX_LINE_LENGTH) -> None:
+        self.max_line_length = max_line_length
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> Self:
+        """Build from :class:`~ecdhe_async.settings.ServerSettings` (``max_line_length``)."""
+        return cls(settings.max_line_length)
+
+    async def __call__(self, conn: Connection) -> None:
+        decoder = LineDecoder(self.max_line_length)
+        while not (conn.stop_requested and decoder.buffered == 0):
+            data = await conn.read()
+            if not data:
+                decoder.eof()
+                return
+            for line in decoder.feed(data):
+                conn.write(encode_line(line))
+            await conn.drain()
+
+
+class FrameEchoHandler:
+    """Echo each length-prefixed frame (4-byte big-endian length); oversized frames are refused."""
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.max_frame_size = max_frame_size
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> Self:
+        """Build from :class:`~ecdhe_async.settings.ServerSettings` (``max_frame_size``)."""
+        return cls(settings.max_frame_size)
+
+    async def __call__(self, conn: Connection) -> None:
+        decoder = FrameDecoder(self.max_frame_size)
+        while not (conn.stop_requested and decoder.buffered == 0):
+            data = await conn.read()
+            if not data:
+                decoder.eof()
+                return
+            for frame in decoder.feed(data):
+                conn.write(encode_frame(frame, max_frame_size=self.max_frame_size))
+            await conn.drain()

@@ -1,0 +1,290 @@
+"""Settings for servers and clients, from defaults, a TOML file, the environment and arguments.
+
+Sources, lowest to highest precedence: field defaults < a TOML file (``config=`` / ``--config``, or
+the ``ECDHE_ASYNC_CONFIG`` environment variable) < environment variables (``ECDHE_ASYNC_`` prefix,
+``__`` between nested names, e.g. ``ECDHE_ASYNC_TLS__GROUPS='["X25519","P-256"]'``) < explicit
+keyword arguments. Client settings use their own prefix, ``ECDHE_ASYNC_CLIENT_``, so that a
+server's certificate in the environment never becomes a client certificate by accident.
+
+Unknown keys are errors (``extra="forbid"``): a typo in a TOML file fails loudly instead of being
+ignored. :meth:`ServerSettings.load` and :meth:`ClientSettings.load` turn every validation problem
+into a :class:`~ecdhe_async.errors.ConfigError` whose message has one line per bad field, naming
+the field, the value and what is allowed. Key passwords are :class:`~pydantic.SecretStr` and are
+never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from ._openssl import DEFAULT_GROUPS, normalize_group
+from .certs import check_key_pair, is_group_or_world_readable
+from .errors import CertificateError, ConfigError
+
+__all__ = [
+    "ClientAuth",
+    "ClientSettings",
+    "LoopName",
+    "Profile",
+    "ServerSettings",
+    "TLSSettings",
+]
+
+log = logging.getLogger("ecdhe_async.settings")
+
+Profile = Literal["intermediate", "modern"]
+ClientAuth = Literal["none", "optional", "required"]
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class TLSSettings(BaseModel):
+    """TLS options shared by servers and clients.
+
+    For a server, ``certfile``/``keyfile`` are its certificate chain and key and ``ca_file`` the CAs
+    that client certificates must chain to. For a client, ``certfile``/``keyfile`` are the optional
+    client certificate (mTLS) and ``ca_file`` the CAs trusted for the server (default: the system
+    store).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    key_password: SecretStr | None = None
+    ca_file: Path | None = None
+    profile: Profile = "intermediate"
+    groups: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPS), min_length=1)
+    client_auth: ClientAuth = "none"
+    session_tickets: bool = False
+    alpn: list[str] = Field(default_factory=list)
+    keylog_file: Path | None = None
+    allow_keylog: bool = False
+    insecure_skip_verify: bool = False
+
+    @field_validator("groups", "alpn", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        # Accept "X25519,P-256" and "X25519:P-256" (CLI flags, OpenSSL habit) besides lists.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.replace(":", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _check_groups(cls, value: list[str]) -> list[str]:
+        # Normalise aliases and drop repeats, keeping the first (preferred) position.
+        return list(dict.fromkeys(normalize_group(g) for g in value))
+
+    @field_validator("alpn")
+    @classmethod
+    def _check_alpn(cls, value: list[str]) -> list[str]:
+        for proto in value:
+            if not 0 < len(proto.encode()) < 256:
+                raise ValueError(f"ALPN protocol names must be 1-255 bytes, got {proto!r}")
+        return value
+
+    @field_validator("certfile", "keyfile", "ca_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = value.expanduser()
+        if not path.is_file():
+            raise ValueError(f"file '{path}' does not exist or is not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"file '{path}' is not readable by this user")
+        return path
+
+    @model_validator(mode="after")
+    def _check_key_pair(self) -> Self:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile is set but certfile is not: set both")
+        if self.certfile is not None:
+            keyfile = self.keyfile or self.certfile
+            try:
+                check_key_pair(self.certfile, keyfile, self.key_password)
+            except CertificateError as exc:
+                raise ValueError(str(exc)) from None
+            if is_group_or_world_readable(keyfile):
+                log.warning(
+                    "private key file '%s' is readable by other users: chmod 600 it", keyfile
+                )
+        if self.client_auth != "none" and self.ca_file is None:
+            raise ValueError(f"client_auth={self.client_auth!r} needs ca_file (the client CAs)")
+        return self
+
+
+_config_file: ContextVar[Path | None] = ContextVar("ecdhe_async_config_file", default=None)
+
+
+class _Settings(BaseSettings):
+    """Common loading machinery: source order, TOML file, one-line errors."""
+
+    config_env: ClassVar[str]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get() or _env_path(cls.config_env)
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config: str | os.PathLike[str] | None = None, **overrides: Any) -> Self:
+        """Build settings from all sources, raising :class:`ConfigError` on any bad value.
+
+        *config* is a TOML file (else the ``*_CONFIG`` environment variable, else none);
+        *overrides* are explicit values (``None`` values are ignored, so CLI flags that were not
+        given do not mask lower sources). Nested values are dicts, e.g. ``tls={"groups": [...]}``.
+        """
+        path = Path(config).expanduser() if config is not None else _env_path(cls.config_env)
+        if path is not None:
+            _check_toml(path)
+        token = _config_file.set(path)
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+        except (SettingsError, ValueError) as exc:
+            raise ConfigError(f"invalid setting: {exc}") from None
+        finally:
+            _config_file.reset(token)
+
+
+class ServerSettings(_Settings):
+    """Everything a :class:`~ecdhe_async.server.TLSServer` needs. Each limit has a reason:
+
+    - ``handshake_timeout``: a client that connects and never finishes the handshake holds a
+      socket and memory; 10 s is generous for any real client on any real network.
+    - ``idle_timeout``: no bytes either way for this long closes the connection (0 = never).
+    - ``shutdown_timeout``: how long to wait for the peer's close_notify before aborting.
+    - ``grace``: how long ``aclose()`` lets running handlers finish before cancelling them.
+    - ``max_connections``: established connections; beyond it new ones are closed at once.
+    - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
+      not sent a byte is dropped, so silent sockets cannot starve real clients.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECDHE_ASYNC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    config_env: ClassVar[str] = "ECDHE_ASYNC_CONFIG"
+
+    host: str = "127.0.0.1"
+    port: int = Field(8443, ge=0, le=65535)
+    handler: str = "echo"
+    loop: LoopName = "auto"
+    log_level: LogLevel = "info"
+    handshake_timeout: Seconds = 10.0
+    idle_timeout: float = Field(300.0, ge=0, allow_inf_nan=False)
+    shutdown_timeout: Seconds = 5.0
+    grace: float = Field(10.0, ge=0, allow_inf_nan=False)
+    max_connections: int = Field(10_000, ge=1)
+    max_pending_handshakes: int = Field(512, ge=1)
+    backlog: int = Field(1024, ge=1)
+    reuse_port: bool = False
+    max_line_length: int = Field(64 * 1024, ge=1)
+    max_frame_size: int = Field(16 * 1024 * 1024, ge=1)
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+
+
+class ClientSettings(_Settings):
+    """Options for :func:`~ecdhe_async.client.connect`: verified by default.
+
+    ``server_hostname`` overrides the name checked against the certificate (and sent as SNI);
+    certificate checks are skipped only with ``tls.insecure_skip_verify = true``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECDHE_ASYNC_CLIENT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    config_env: ClassVar[str] = "ECDHE_ASYNC_CLIENT_CONFIG"
+
+    connect_timeout: Seconds = 10.0
+    handshake_timeout: Seconds = 10.0
+    shutdown_timeout: Seconds = 5.0
+    server_hostname: str | None = None
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+def _check_toml(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"invalid setting config: file '{path}' does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"invalid setting config: cannot read '{path}': {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid setting config: '{path}' is not valid TOML: {exc}") from None
+
+
+_SECRET_FIELDS = frozenset({"key_password"})
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per error: ``invalid setting FIELD=VALUE: what is allowed``. Secrets are masked."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"invalid setting {loc}: unknown setting (check the spelling)")
+            continue
+        value = err.get("input")
+        if _SECRET_FIELDS.intersection(map(str, err["loc"])):
+            shown = "'**********'"
+        elif isinstance(value, str | int | float | bool | list | tuple | Path):
+            shown = repr(value) if not isinstance(value, Path) else repr(str(value))
+        else:
+            shown = None  # a whole model (may hold secrets): name the field only
+        target = f"{loc or 'settings'}={shown}" if shown is not None else (loc or "settings")
+        lines.append(f"invalid setting {target}: {msg}")
+    return "\n".join(lines)

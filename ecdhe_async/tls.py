@@ -1,0 +1,195 @@
+"""Pure factories for ECDHE-only TLS contexts, and ``describe()`` to show what is in force.
+
+Theory of operation
+-------------------
+Forward secrecy needs an *ephemeral* key exchange. Each knob below closes one way to lose it:
+
+- TLS 1.2: ``set_ciphers`` allows only the six ECDHE suites with AEAD ciphers (AES-GCM,
+  ChaCha20-Poly1305), so no RSA key transport (``AES128-GCM-SHA256``), no finite-field DHE, no CBC.
+  Nothing below TLS 1.2 is ever enabled.
+- TLS 1.3: every suite is AEAD, but ``set_ciphers`` does not govern the key exchange there. It is
+  chosen from the *supported groups*, whose OpenSSL 3 default includes ffdhe2048…8192. We set
+  the group list on server and client contexts alike (:mod:`ecdhe_async._groups`), so FFDHE is
+  impossible in every configuration.
+- Resumption: a TLS 1.2 session ticket is encrypted under a long-lived ticket key (steal that key,
+  decrypt every session that used it); TLS 1.3 tickets are resumed with ``psk_dhe_ke`` only
+  (OpenSSL refuses ``psk_ke`` without ``OP_ALLOW_NO_DHE_KEX``, which we never set), but issuing
+  them still keeps state around. So tickets are off (``OP_NO_TICKET``, ``num_tickets = 0``) unless
+  ``session_tickets = true``, which logs a warning.
+- Key logging writes every session secret to a file: off unless configured, and loud when on.
+  ``SSLKEYLOGFILE`` is honoured only with ``allow_keylog = true`` (the stdlib's
+  ``create_default_context`` would honour it silently, so we build contexts ourselves).
+
+Server contexts load no system CA store unless client certificates are requested, so a server
+without client auth does no CA directory work at all. Client contexts keep ``check_hostname`` and
+``CERT_REQUIRED`` unless ``insecure_skip_verify = true`` is set in so many words.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Final
+
+from . import _openssl as _groups
+from .errors import ConfigError
+from .settings import TLSSettings
+
+__all__ = ["TLS12_CIPHERS", "client_context", "describe", "server_context"]
+
+log = logging.getLogger("ecdhe_async.tls")
+
+#: Mozilla "intermediate" (server-side TLS 6.0) TLS 1.2 suites: ECDHE + AEAD only.
+TLS12_CIPHERS: Final = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+_HARDENING: Final = (
+    ssl.OP_NO_COMPRESSION
+    | ssl.OP_NO_RENEGOTIATION
+    | ssl.OP_SINGLE_ECDH_USE
+    | ssl.OP_NO_SSLv2
+    | ssl.OP_NO_SSLv3
+    | ssl.OP_NO_TLSv1
+    | ssl.OP_NO_TLSv1_1
+)
+_NO_DHE_KEX: Final = getattr(ssl, "OP_ALLOW_NO_DHE_KEX", 0)
+
+# ALPN lists are write-only in the ssl module; remember them for describe().
+_ALPN_ATTR: Final = "_ecdhe_async_alpn"
+
+
+def _base_context(purpose: int, tls: TLSSettings) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(purpose)
+    ctx.options |= _HARDENING
+    ctx.options &= ~_NO_DHE_KEX
+    ctx.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if tls.profile == "modern" else ssl.TLSVersion.TLSv1_2
+    )
+    ctx.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    ctx.set_ciphers(TLS12_CIPHERS)
+    _groups.apply_groups(ctx, tls.groups)
+    if tls.session_tickets:
+        log.warning(
+            "TLS session tickets are ON: resumed sessions depend on a long-lived ticket key, "
+            "which weakens forward secrecy"
+        )
+    else:
+        ctx.options |= ssl.OP_NO_TICKET
+    if tls.alpn:
+        ctx.set_alpn_protocols(tls.alpn)
+        setattr(ctx, _ALPN_ATTR, tuple(tls.alpn))
+    _setup_keylog(ctx, tls)
+    return ctx
+
+
+def _setup_keylog(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
+    path = tls.keylog_file
+    if path is None and tls.allow_keylog:
+        env = os.environ.get("SSLKEYLOGFILE")
+        path = Path(env) if env else None
+    if path is None:
+        return
+    ctx.keylog_filename = os.fspath(path)
+    log.warning(
+        "TLS KEY LOGGING IS ON: every session secret is written to '%s'; anyone with that file "
+        "can decrypt recorded traffic. Never enable this in production.",
+        path,
+    )
+
+
+def _load_chain(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
+    if tls.certfile is None:
+        return
+    password = tls.key_password.get_secret_value() if tls.key_password is not None else None
+    try:
+        ctx.load_cert_chain(tls.certfile, tls.keyfile, password=password)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"invalid setting tls.certfile='{tls.certfile}': cannot load the certificate and key "
+            f"({exc.__class__.__name__}: {getattr(exc, 'reason', None) or exc})"
+        ) from None
+
+
+def server_context(tls: TLSSettings) -> ssl.SSLContext:
+    """Build a server-side context that can only negotiate ECDHE (see the module docstring).
+
+    Requires ``tls.certfile``. ``client_auth`` selects ``none`` / ``optional`` / ``required``
+    client certificates, verified against ``tls.ca_file``.
+    """
+    if tls.certfile is None:
+        raise ConfigError("invalid setting tls.certfile=None: a server needs a certificate")
+    ctx = _base_context(ssl.PROTOCOL_TLS_SERVER, tls)
+    if tls.session_tickets:
+        ctx.num_tickets = 2  # the OpenSSL default, explicitly
+    else:
+        ctx.num_tickets = 0
+    _load_chain(ctx, tls)
+    if tls.client_auth != "none":
+        ctx.verify_mode = ssl.CERT_REQUIRED if tls.client_auth == "required" else ssl.CERT_OPTIONAL
+        if tls.ca_file is not None:
+            ctx.load_verify_locations(cafile=tls.ca_file)
+    return ctx
+
+
+def client_context(tls: TLSSettings) -> ssl.SSLContext:
+    """Build a client-side context: ECDHE only, chain and hostname verified by default.
+
+    Trusts ``tls.ca_file`` if set, else the system store. ``tls.certfile``/``keyfile`` present a
+    client certificate (mTLS). ``tls.insecure_skip_verify`` disables verification, loudly.
+    """
+    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT, tls)
+    if tls.ca_file is not None:
+        ctx.load_verify_locations(cafile=tls.ca_file)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    _load_chain(ctx, tls)
+    if tls.insecure_skip_verify:
+        log.warning(
+            "certificate verification is OFF (insecure_skip_verify): any server, including a "
+            "man in the middle, will be accepted"
+        )
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+_VERSION_NAMES: Final = {
+    ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+    ssl.TLSVersion.TLSv1_3: "TLSv1.3",
+    ssl.TLSVersion.MAXIMUM_SUPPORTED: "TLSv1.3",
+}
+
+
+def describe(ctx: ssl.SSLContext) -> dict[str, Any]:
+    """The effective policy of *ctx*: versions, TLS 1.2 and 1.3 suites, groups, tickets, verify.
+
+    ``groups`` is ``None`` when the context was not built by this module (OpenSSL's defaults,
+    FFDHE included, are then in force).
+    """
+    ciphers = ctx.get_ciphers()
+    return {
+        "minimum_version": _VERSION_NAMES.get(ctx.minimum_version, ctx.minimum_version.name),
+        "maximum_version": _VERSION_NAMES.get(ctx.maximum_version, ctx.maximum_version.name),
+        "tls12_ciphers": [
+            c["name"]
+            for c in ciphers
+            if c["protocol"] == "TLSv1.2" and ctx.minimum_version <= ssl.TLSVersion.TLSv1_2
+        ],
+        "tls13_ciphers": [c["name"] for c in ciphers if c["protocol"] == "TLSv1.3"],
+        "groups": list(g) if (g := _groups.configured_groups(ctx)) is not None else None,
+        "session_tickets": not (ctx.options & ssl.OP_NO_TICKET),
+        "verify_mode": ctx.verify_mode.name,
+        "check_hostname": ctx.check_hostname,
+        "alpn": list(getattr(ctx, _ALPN_ATTR, ())),
+        "keylog_file": ctx.keylog_filename,
+    }
