@@ -138,6 +138,7 @@ class TLSServer:
         self._pending: dict[_Pending, None] = {}
         self._connections: dict[Connection, asyncio.Task[None]] = {}
         self._closing = False
+        self._aclosing = False
         self._closed: asyncio.Event | None = None
         self._warned_full = False
 
@@ -195,11 +196,11 @@ class TLSServer:
         → cancel the rest → close every connection (close_notify bounded by
         ``shutdown_timeout``, then abort).
         """
-        if self._closing:
+        if self._closed is None or self._closed.is_set() or self._aclosing:
             if self._closed is not None:
                 await self._closed.wait()
             return
-        self._closing = True
+        self._aclosing = self._closing = True
         grace = self.settings.grace if grace is None else grace
         if self._server is not None:
             self._server.close()
@@ -227,6 +228,20 @@ class TLSServer:
         log.info("stopped: %s", _fmt_stats(self.stats))
         assert self._closed is not None
         self._closed.set()
+
+    def abort(self) -> None:
+        """Stop now: drop pending handshakes, cancel every handler, abort every connection.
+
+        A running :meth:`aclose` then completes at once; otherwise call :meth:`aclose` after.
+        """
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for pending in list(self._pending):
+            pending.abort()
+        for conn, task in list(self._connections.items()):
+            conn.abort()
+            task.cancel()
 
     async def __aenter__(self) -> Self:
         await self.start()

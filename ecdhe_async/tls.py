@@ -53,15 +53,8 @@ TLS12_CIPHERS: Final = ":".join(
     ]
 )
 
-_HARDENING: Final = (
-    ssl.OP_NO_COMPRESSION
-    | ssl.OP_NO_RENEGOTIATION
-    | ssl.OP_SINGLE_ECDH_USE
-    | ssl.OP_NO_SSLv2
-    | ssl.OP_NO_SSLv3
-    | ssl.OP_NO_TLSv1
-    | ssl.OP_NO_TLSv1_1
-)
+# Protocol floors are set with minimum_version (the OP_NO_TLSv1* flags are deprecated).
+_HARDENING: Final = ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE
 _NO_DHE_KEX: Final = getattr(ssl, "OP_ALLOW_NO_DHE_KEX", 0)
 
 # ALPN lists are write-only in the ssl module; remember them for describe().

@@ -1,0 +1,193 @@
+"""Shared fixtures: a dev PKI on disk, both event loops, a running server, openssl as a peer.
+
+Every async test runs on the stdlib loop and on uvloop (``event_loop_policy`` is parametrized).
+Readiness is a return value: servers bind port 0 and tests read the port back from the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from ecdhe_async.certs import DevCA, create_self_signed_cert
+from ecdhe_async.server import TLSServer
+from ecdhe_async.settings import ClientSettings, ServerSettings
+
+OPENSSL = shutil.which("openssl")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async test on both loops: the stdlib's and uvloop."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@dataclass(frozen=True)
+class PKI:
+    """Files of a small development PKI (all in one temp dir)."""
+
+    dir: Path
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    rsa_cert: Path
+    rsa_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+    other_client_cert: Path
+    other_client_key: Path
+    self_signed_cert: Path
+    self_signed_key: Path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """A dev CA with an ECDSA P-256 and an RSA 2048 server cert, client certs, and a rogue CA."""
+    d = tmp_path_factory.mktemp("pki")
+    ca = DevCA.create("test CA")
+    ca.save(d / "ca.pem", d / "ca-key.pem")
+    ca.issue_server_cert(d / "server.pem", d / "server-key.pem", common_name="localhost")
+    ca.issue_server_cert(
+        d / "rsa.pem", d / "rsa-key.pem", common_name="localhost", key_type="rsa2048"
+    )
+    ca.issue_client_cert(d / "client.pem", d / "client-key.pem", common_name="alice")
+    other = DevCA.create("rogue CA")
+    other.save(d / "other-ca.pem", d / "other-ca-key.pem")
+    other.issue_client_cert(d / "other-client.pem", d / "other-client-key.pem", common_name="eve")
+    create_self_signed_cert(d / "self.pem", d / "self-key.pem")
+    return PKI(
+        dir=d,
+        ca=d / "ca.pem",
+        server_cert=d / "server.pem",
+        server_key=d / "server-key.pem",
+        rsa_cert=d / "rsa.pem",
+        rsa_key=d / "rsa-key.pem",
+        client_cert=d / "client.pem",
+        client_key=d / "client-key.pem",
+        other_ca=d / "other-ca.pem",
+        other_client_cert=d / "other-client.pem",
+        other_client_key=d / "other-client-key.pem",
+        self_signed_cert=d / "self.pem",
+        self_signed_key=d / "self-key.pem",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ECDHE_ASYNC_* or SSLKEYLOGFILE from the developer's shell leaks into a test."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("ECDHE_ASYNC_") or name == "SSLKEYLOGFILE":
+            monkeypatch.delenv(name)
+
+
+def server_settings(pki: PKI, *, tls: dict[str, Any] | None = None, **kw: Any) -> ServerSettings:
+    """Settings for a loopback test server on port 0 with the PKI's ECDSA certificate."""
+    tls_values: dict[str, Any] = {"certfile": pki.server_cert, "keyfile": pki.server_key}
+    tls_values.update(tls or {})
+    kw.setdefault("host", "127.0.0.1")
+    kw.setdefault("port", 0)
+    return ServerSettings.load(tls=tls_values, **kw)
+
+
+def client_settings(pki: PKI, *, tls: dict[str, Any] | None = None, **kw: Any) -> ClientSettings:
+    """Client settings trusting the PKI's CA."""
+    tls_values: dict[str, Any] = {"ca_file": pki.ca}
+    tls_values.update(tls or {})
+    kw.setdefault("server_hostname", "localhost")
+    return ClientSettings.load(tls=tls_values, **kw)
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    settings: ServerSettings, handler: Any = None, *, grace: float = 0.0
+) -> AsyncIterator[TLSServer]:
+    """Start a TLSServer; always stop it (bounded) when the block ends."""
+    server = TLSServer(settings, handler)
+    await asyncio.wait_for(server.start(), 10)
+    try:
+        yield server
+    finally:
+        await asyncio.wait_for(server.aclose(grace=grace), 30)
+
+
+@dataclass
+class Result:
+    """What an external peer printed."""
+
+    returncode: int
+    output: str
+
+
+async def run_peer(*argv: str, stdin: bytes = b"", timeout: float = 20) -> Result:
+    """Run a peer program (openssl, curl, ...) without blocking the loop; stdout+stderr merged."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(errors="replace"))
+
+
+async def s_client(port: int, *args: str, stdin: bytes = b"", timeout: float = 20) -> Result:
+    """``openssl s_client`` against 127.0.0.1:*port*; returns its exit code and output."""
+    assert OPENSSL, "openssl binary is required (apt-get install -y openssl)"
+    return await run_peer(
+        OPENSSL,
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-servername",
+        "localhost",
+        "-no_ign_eof",
+        *args,
+        stdin=stdin,
+        timeout=timeout,
+    )
+
+
+@contextlib.contextmanager
+def s_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``openssl s_server`` on an OS-chosen port (``-accept 0``); yields (process, port)."""
+    assert OPENSSL, "openssl binary is required (apt-get install -y openssl)"
+    proc = subprocess.Popen(
+        [OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-rev", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        port = 0
+        for raw in proc.stdout:  # "ACCEPT 127.0.0.1:PORT" comes first, once listening
+            line = raw.decode(errors="replace")
+            if line.startswith("ACCEPT"):
+                port = int(line.rsplit(":", 1)[1])
+                break
+        assert port, "openssl s_server did not report its port"
+        yield proc, port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
