@@ -131,7 +131,7 @@ class Result:
     output: str
 
 
-async def run_peer(*argv: str, stdin: bytes = b"", timeout: float = 20) -> Result:
+async def run_peer(*argv: str, stdin: bytes = b"", deadline: float = 20) -> Result:
     """Run a peer program (openssl, curl, ...) without blocking the loop; stdout+stderr merged."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -140,7 +140,7 @@ async def run_peer(*argv: str, stdin: bytes = b"", timeout: float = 20) -> Resul
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(stdin), deadline)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -149,7 +149,7 @@ async def run_peer(*argv: str, stdin: bytes = b"", timeout: float = 20) -> Resul
     return Result(proc.returncode, out.decode(errors="replace"))
 
 
-async def s_client(port: int, *args: str, stdin: bytes = b"", timeout: float = 20) -> Result:
+async def s_client(port: int, *args: str, stdin: bytes = b"", deadline: float = 20) -> Result:
     """``openssl s_client`` against 127.0.0.1:*port*; returns its exit code and output."""
     assert OPENSSL, "openssl binary is required (apt-get install -y openssl)"
     return await run_peer(
@@ -162,7 +162,7 @@ async def s_client(port: int, *args: str, stdin: bytes = b"", timeout: float = 2
         "-no_ign_eof",
         *args,
         stdin=stdin,
-        timeout=timeout,
+        deadline=deadline,
     )
 
 
