@@ -98,7 +98,8 @@ async def _connect(
     except (ssl.SSLError, OSError) as exc:
         transport.abort()
         reason = getattr(exc, "reason", None) or exc.__class__.__name__
-        message = getattr(exc, "verify_message", None) or str(exc) or reason
+        verify = getattr(exc, "verify_message", None)
+        message = f"certificate verify failed: {verify}" if verify else str(exc) or reason
         raise HandshakeError(
             f"TLS handshake with {host}:{port} failed: {message}", reason=reason
         ) from exc

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -79,10 +80,12 @@ class TLSSettings(BaseModel):
     key_password: SecretStr | None = None
     ca_file: Path | None = None
     profile: Profile = "intermediate"
-    groups: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPS), min_length=1)
+    groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_GROUPS), min_length=1
+    )
     client_auth: ClientAuth = "none"
     session_tickets: bool = False
-    alpn: list[str] = Field(default_factory=list)
+    alpn: Annotated[list[str], NoDecode] = Field(default_factory=list)
     keylog_file: Path | None = None
     allow_keylog: bool = False
     insecure_skip_verify: bool = False
@@ -94,7 +97,12 @@ class TLSSettings(BaseModel):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        f"not a JSON list: {text!r} (use a list or 'A,B,C')"
+                    ) from None
             return [part.strip() for part in text.replace(":", ",").split(",") if part.strip()]
         return value
 

@@ -191,3 +191,47 @@ def s_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def s_client_echo(
+    port: int, *args: str, send: bytes, expect: bytes, deadline: float = 20
+) -> Result:
+    """Interactive ``openssl s_client``: send *send* after the handshake, wait for *expect*.
+
+    Closes stdin only once *expect* was read, so the reply cannot race the close. Returns the
+    whole output; on a failed handshake it returns as soon as s_client exits.
+    """
+    assert OPENSSL, "openssl binary is required (apt-get install -y openssl)"
+    proc = await asyncio.create_subprocess_exec(
+        OPENSSL,
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-servername",
+        "localhost",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    out = b""
+    try:
+        async with asyncio.timeout(deadline):
+            proc.stdin.write(send)
+            await proc.stdin.drain()
+            while expect not in out.rpartition(b"---")[2]:
+                chunk = await proc.stdout.read(65536)
+                if not chunk:
+                    break
+                out += chunk
+            proc.stdin.close()
+            out += await proc.stdout.read()
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(errors="replace"))
