@@ -6,10 +6,15 @@ finite-field DHE (not even in TLS 1.3), no session tickets unless asked for.
 """
 
 from .certs import DevCA as DevCA
-from .certs import create_self_signed_cert as create_self_signed_cert
 from .client import connect as connect
 from .connection import Connection as Connection
 from .connection import TLSInfo as TLSInfo
+from .demo import create_self_signed_cert as create_self_signed_cert
+from .demo import demonstrate_basic_ecdhe as demonstrate_basic_ecdhe
+from .demo import demonstrate_tls_with_ecdhe as demonstrate_tls_with_ecdhe
+from .demo import explain_ecdhe_in_tls as explain_ecdhe_in_tls
+from .demo import run_tls_client as run_tls_client
+from .demo import run_tls_server as run_tls_server
 from .errors import CertificateError as CertificateError
 from .errors import ConfigError as ConfigError
 from .errors import ECDHEAsyncError as ECDHEAsyncError
@@ -50,6 +55,11 @@ __all__ = [
     "client_context",
     "connect",
     "create_self_signed_cert",
+    "demonstrate_basic_ecdhe",
+    "demonstrate_tls_with_ecdhe",
     "describe",
+    "explain_ecdhe_in_tls",
+    "run_tls_client",
+    "run_tls_server",
     "server_context",
 ]
