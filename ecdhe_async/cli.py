@@ -11,7 +11,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final, get_args
 
 from . import __version__

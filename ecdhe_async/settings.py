@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,7 +43,7 @@ from pydantic_settings import (
 )
 
 from ._openssl import DEFAULT_GROUPS, normalize_group
-from .certs import check_key_pair, is_group_or_world_readable
+from .certs import is_group_or_world_readable, load_certificate, load_private_key
 from .errors import CertificateError, ConfigError
 
 __all__ = [
@@ -100,9 +101,7 @@ class TLSSettings(BaseModel):
                 try:
                     return json.loads(text)
                 except json.JSONDecodeError:
-                    raise ValueError(
-                        f"not a JSON list: {text!r} (use a list or 'A,B,C')"
-                    ) from None
+                    raise ValueError(f"not a JSON list: {text!r} (use a list or 'A,B,C')") from None
             return [part.strip() for part in text.replace(":", ",").split(",") if part.strip()]
         return value
 
@@ -134,21 +133,55 @@ class TLSSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_key_pair(self) -> Self:
+        # Errors name the field at fault (certfile, keyfile or key_password), not just "tls".
         if self.keyfile is not None and self.certfile is None:
-            raise ValueError("keyfile is set but certfile is not: set both")
+            raise _FieldError("certfile", None, "keyfile is set but certfile is not: set both")
         if self.certfile is not None:
             keyfile = self.keyfile or self.certfile
+            key_field = "keyfile" if self.keyfile is not None else "certfile"
             try:
-                check_key_pair(self.certfile, keyfile, self.key_password)
+                cert = load_certificate(self.certfile)
             except CertificateError as exc:
-                raise ValueError(str(exc)) from None
+                raise _FieldError("certfile", self.certfile, str(exc)) from None
+            try:
+                key = load_private_key(keyfile, self.key_password)
+            except CertificateError as exc:
+                text = str(exc)
+                if "password" in text.replace(str(keyfile), ""):
+                    raise _FieldError("key_password", self.key_password, text) from None
+                raise _FieldError(key_field, keyfile, text) from None
+            if _spki(cert.public_key()) != _spki(key.public_key()):
+                raise _FieldError(
+                    key_field,
+                    keyfile,
+                    f"the private key does not match the certificate in '{self.certfile}'",
+                )
             if is_group_or_world_readable(keyfile):
                 log.warning(
                     "private key file '%s' is readable by other users: chmod 600 it", keyfile
                 )
         if self.client_auth != "none" and self.ca_file is None:
-            raise ValueError(f"client_auth={self.client_auth!r} needs ca_file (the client CAs)")
+            raise _FieldError(
+                "ca_file",
+                None,
+                f"client_auth={self.client_auth!r} needs ca_file (the CAs client certificates "
+                "must chain to)",
+            )
         return self
+
+
+class _FieldError(ValueError):
+    """A cross-field check failed; ``field`` (inside the model) and ``value`` are to blame."""
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+def _spki(key: Any) -> bytes:
+    der: bytes = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return der
 
 
 _config_file: ContextVar[Path | None] = ContextVar("ecdhe_async_config_file", default=None)
@@ -275,6 +308,14 @@ def _check_toml(path: Path) -> None:
 
 
 _SECRET_FIELDS = frozenset({"key_password"})
+_MODEL_FIELDS = frozenset({"tls"})
+
+
+def _is_plain(value: object) -> bool:
+    """A scalar, a path, or a list/tuple of scalars: safe and short enough to echo."""
+    if isinstance(value, list | tuple):
+        return all(isinstance(v, str | int | float | bool) for v in value)
+    return isinstance(value, str | int | float | bool | Path)
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -287,12 +328,19 @@ def format_validation_error(exc: ValidationError) -> str:
             lines.append(f"invalid setting {loc}: unknown setting (check the spelling)")
             continue
         value = err.get("input")
-        if _SECRET_FIELDS.intersection(map(str, err["loc"])):
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _FieldError):  # a cross-field check naming the field at fault
+            loc = f"{loc}.{cause.field}" if loc else cause.field
+            value = cause.value
+            msg = str(cause)
+        if value is not None and _SECRET_FIELDS.intersection(loc.split(".")):
             shown = "'**********'"
-        elif isinstance(value, str | int | float | bool | list | tuple | Path):
-            shown = repr(value) if not isinstance(value, Path) else repr(str(value))
+        elif value is None and isinstance(cause, _FieldError):
+            shown = "None"
+        elif loc.rpartition(".")[2] in _MODEL_FIELDS or not _is_plain(value):
+            shown = None  # (input for) a whole table may hold secrets: name the field only
         else:
-            shown = None  # a whole model (may hold secrets): name the field only
+            shown = repr(str(value)) if isinstance(value, Path) else repr(value)
         target = f"{loc or 'settings'}={shown}" if shown is not None else (loc or "settings")
         lines.append(f"invalid setting {target}: {msg}")
     return "\n".join(lines)

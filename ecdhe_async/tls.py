@@ -92,7 +92,15 @@ def _setup_keylog(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
         path = Path(env) if env else None
     if path is None:
         return
-    ctx.keylog_filename = os.fspath(path)
+    # The file holds every session secret: create it owner-only (OpenSSL would use the umask).
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        ctx.keylog_filename = os.fspath(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"invalid setting tls.keylog_file='{path}': cannot open it for appending "
+            f"({exc.strerror or exc})"
+        ) from None
     log.warning(
         "TLS KEY LOGGING IS ON: every session secret is written to '%s'; anyone with that file "
         "can decrypt recorded traffic. Never enable this in production.",
@@ -113,6 +121,18 @@ def _load_chain(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
         ) from None
 
 
+def _load_cas(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
+    if tls.ca_file is None:
+        return
+    try:
+        ctx.load_verify_locations(cafile=tls.ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"invalid setting tls.ca_file='{tls.ca_file}': cannot load CA certificates from it "
+            f"({exc.__class__.__name__}: {getattr(exc, 'reason', None) or exc})"
+        ) from None
+
+
 def server_context(tls: TLSSettings) -> ssl.SSLContext:
     """Build a server-side context that can only negotiate ECDHE (see the module docstring).
 
@@ -129,8 +149,7 @@ def server_context(tls: TLSSettings) -> ssl.SSLContext:
     _load_chain(ctx, tls)
     if tls.client_auth != "none":
         ctx.verify_mode = ssl.CERT_REQUIRED if tls.client_auth == "required" else ssl.CERT_OPTIONAL
-        if tls.ca_file is not None:
-            ctx.load_verify_locations(cafile=tls.ca_file)
+        _load_cas(ctx, tls)
     return ctx
 
 
@@ -142,7 +161,7 @@ def client_context(tls: TLSSettings) -> ssl.SSLContext:
     """
     ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT, tls)
     if tls.ca_file is not None:
-        ctx.load_verify_locations(cafile=tls.ca_file)
+        _load_cas(ctx, tls)
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     _load_chain(ctx, tls)
