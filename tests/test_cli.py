@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -276,3 +278,38 @@ async def test_custom_handler_example_via_cli_import_path(env: dict[str, str]) -
         replies = [w for w in session if w not in {"DONE", "closed"}]
         assert replies == ["OK", "1", "1", "NIL", "BYE"], res.output
         assert await srv.stop() == 0
+
+
+@pytest.mark.asyncio
+async def test_second_sigint_stops_at_once(env: dict[str, str], pki: PKI) -> None:
+    """SIGINT starts a graceful stop that waits for a busy client; a second SIGINT ends it."""
+    env = dict(env)
+    env["ECDHE_ASYNC_GRACE"] = "60"  # the graceful stop alone would wait a minute
+    argv = [sys.executable, "-m", "ecdhe_async", "serve", "--port", "0"]
+    async with server_process(argv, env) as srv:
+        cert = env["XDG_CACHE_HOME"] + "/ecdhe_async/dev-cert.pem"
+        ctx = ssl.create_default_context(cafile=cert)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.port, ssl=ctx, server_hostname="localhost"),
+            10,
+        )
+        try:
+            writer.write(b"busy")
+            assert await asyncio.wait_for(reader.readexactly(4), 10) == b"busy"
+            assert srv.proc.stderr is not None
+            srv.proc.send_signal(signal.SIGINT)
+            while not any("stopping gracefully" in line for line in srv.lines):
+                raw = await asyncio.wait_for(srv.proc.stderr.readline(), 10)
+                assert raw, "server exited on the first SIGINT despite a busy connection"
+                srv.lines.append(raw.decode(errors="replace"))
+            assert srv.proc.returncode is None
+            started = asyncio.get_running_loop().time()
+            code = await srv.stop(signal.SIGINT)
+            elapsed = asyncio.get_running_loop().time() - started
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+    assert code == 0
+    assert elapsed < 10
+    assert any("second SIGINT" in line for line in srv.lines)
