@@ -108,6 +108,35 @@ class TLSProtocol(sslproto.SSLProtocol):
                 transport.abort()
         log.debug("%s: %r", message, exc)
 
+    def _check_handshake_timeout(self) -> None:
+        # The base class aborts with a ConnectionAbortedError that never reaches the waiter
+        # (connection_lost then wakes it with *success*). Report a TimeoutError instead.
+        if self._state == sslproto.SSLProtocolState.DO_HANDSHAKE:
+            exc = TimeoutError(
+                f"TLS handshake did not finish within {self._ssl_handshake_timeout}s"
+            )
+            if self.failure is None:
+                self.failure = exc
+            self._wakeup_waiter(exc)
+            if self._transport is not None:
+                self._transport.abort()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        # The base class wakes the handshake waiter with exc, i.e. with *success* when the
+        # transport was closed or aborted (exc None) before the handshake finished: a caller
+        # would then build a connection on a dead transport. Fail the waiter instead.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._wakeup_waiter(
+                exc
+                or self.failure
+                or ConnectionAbortedError("connection closed during the TLS handshake")
+            )
+        # After a fatal TLS error (an alert from the peer, a bad record) we closed the transport
+        # gracefully to flush our alert, so it reports no error. Hand the real one to the
+        # application: its next read raises instead of looking like a clean end of stream.
+        super().connection_lost(exc if exc is not None else self.failure)
+
     def _check_shutdown_timeout(self) -> None:
         if self._state in (sslproto.SSLProtocolState.FLUSHING, sslproto.SSLProtocolState.SHUTDOWN):
             # The peer ignored our close_notify (aiohttp#11091): stop waiting.

@@ -78,16 +78,20 @@ async def _connect(
     started = loop.time()
     reader = asyncio.StreamReader()
     app_protocol = asyncio.StreamReaderProtocol(reader)
-    tls_proto, waiter = start_tls(
-        transport,
-        app_protocol,
-        context,
-        server_side=False,
-        server_hostname=server_hostname,
-        handshake_timeout=settings.handshake_timeout,
-        shutdown_timeout=settings.shutdown_timeout,
-    )
     try:
+        if transport.is_closing():
+            # The server hung up (e.g. its connection limit) before we could say hello. Writing
+            # to a dead uvloop transport would raise RuntimeError; the stdlib would just wait.
+            raise ConnectionResetError("the server closed the connection before the handshake")
+        tls_proto, waiter = start_tls(
+            transport,
+            app_protocol,
+            context,
+            server_side=False,
+            server_hostname=server_hostname,
+            handshake_timeout=settings.handshake_timeout,
+            shutdown_timeout=settings.shutdown_timeout,
+        )
         await asyncio.wait_for(waiter, settings.handshake_timeout)
     except TimeoutError:
         transport.abort()

@@ -150,14 +150,24 @@ class TLSServer:
         loop = asyncio.get_running_loop()
         s = self.settings
         self._closed = asyncio.Event()
+        # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
+        # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
+        # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
+        # (gh-151615, Python < 3.15), a storm that starves every live connection for as long as
+        # the process is out of fds. One accept per event (the listener stays readable, so the
+        # next loop iteration takes the next connection) turns that into one log line and one
+        # retry per second. uvloop accepts in libuv (no such loop) and is unaffected either way.
         self._server = await loop.create_server(
             lambda: _Pending(self),
             host=s.host,
             port=s.port,
-            backlog=s.backlog,
+            backlog=1,
             reuse_port=s.reuse_port or None,
             start_serving=True,
         )
+        for sock in self._server.sockets:
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as listener:
+                listener.listen(s.backlog)
         addrs = self.addresses
         tls = self.settings.tls
         log.info(
@@ -204,8 +214,7 @@ class TLSServer:
         grace = self.settings.grace if grace is None else grace
         if self._server is not None:
             self._server.close()
-        for pending in list(self._pending):
-            pending.abort()
+        self._drop_pending()
         for conn in self._connections:
             conn.request_stop()
         tasks = list(self._connections.values())
@@ -237,8 +246,7 @@ class TLSServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        for pending in list(self._pending):
-            pending.abort()
+        self._drop_pending()
         for conn, task in list(self._connections.items()):
             conn.abort()
             task.cancel()
@@ -291,6 +299,12 @@ class TLSServer:
             except OSError:  # pragma: no cover - e.g. a UNIX socket
                 pass
 
+    def _drop_pending(self) -> None:
+        # Forget first, so that an aborted handshake is not counted as a client's failure.
+        for pending in list(self._pending):
+            self._forget_pending(pending)
+            pending.abort()
+
     def _evict_one(self) -> None:
         victim = next((p for p in self._pending if not p.got_data), None)
         if victim is None:
@@ -306,6 +320,8 @@ class TLSServer:
             return
         pending.got_data = True
         pending.started = asyncio.get_running_loop().time()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("TLS handshake started from %s", _peer(transport))
         reader = asyncio.StreamReader()
         pending.reader = reader
         pending.app_protocol = asyncio.StreamReaderProtocol(reader)

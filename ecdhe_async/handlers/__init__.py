@@ -56,6 +56,10 @@ def resolve_handler(spec: Any, settings: ServerSettings | None = None) -> Handle
             obj = BUILTIN_HANDLERS[spec]
         elif ":" in spec:
             module_name, _, attr = spec.partition(":")
+            if not module_name or not attr:
+                raise ValueError(
+                    f"handler {spec!r}: an import path needs both parts, 'package.module:attr'"
+                )
             try:
                 module = importlib.import_module(module_name)
             except ImportError as exc:
@@ -78,8 +82,9 @@ def resolve_handler(spec: Any, settings: ServerSettings | None = None) -> Handle
         obj = factory(settings) if factory is not None and settings is not None else obj()
     if not callable(obj):
         raise ValueError(f"handler {spec!r} is not callable")
-    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else obj.__call__
-    if not inspect.iscoroutinefunction(target):
+    # A coroutine function (also behind functools.partial), or an object whose __call__ is one.
+    call = getattr(obj, "__call__", None)  # noqa: B004 - we want the method itself
+    if not (inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(call)):
         raise ValueError(f"handler {spec!r} must be an async callable taking a Connection")
     handler: Handler = obj
     return handler
