@@ -51,8 +51,7 @@ def _common_tls(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile",
         choices=get_args(Profile),
-        help="intermediate = TLS 1.2 ECDHE + 1.3, modern = TLS 1.3 only "
-        "(default: intermediate)",
+        help="intermediate = TLS 1.2 ECDHE + 1.3, modern = TLS 1.3 only (default: intermediate)",
     )
     p.add_argument("--alpn", metavar="LIST", help="ALPN protocols, e.g. h2,http/1.1")
 
