@@ -852,24 +852,17 @@ class DevCA:
         key_password: PasswordLike | None = None,
     ) -> tuple[Path, Path]:
         """Issue a server certificate (EKU serverAuth) for ``hostnames``; return both paths."""
-        cert_path, key_path = _distinct_paths(cert_file, key_file)
-        _check_key_type(key_type)
-        _check_days(days)
-        _password_bytes(key_password)
         sans = _san_entries(hostnames)
-        subject = _name(common_name or _default_common_name(sans, "ecdhe_async server"))
-        key = generate_private_key(key_type)
-        cert = _sign_leaf(
-            subject=subject,
-            public_key=key,
+        return self._issue(
+            cert_file,
+            key_file,
+            common_name=common_name or _default_common_name(sans, "ecdhe_async server"),
             sans=sans,
-            usages=[ExtendedKeyUsageOID.SERVER_AUTH],
             server=True,
+            key_type=key_type,
             days=days,
-            issuer_key=self._key,
-            issuer_cert=self._cert,
+            key_password=key_password,
         )
-        return _write_pair(cert_path, cert, key_path, key, key_password)
 
     def issue_client_cert(
         self,
@@ -882,18 +875,40 @@ class DevCA:
         key_password: PasswordLike | None = None,
     ) -> tuple[Path, Path]:
         """Issue a client certificate (EKU clientAuth) named ``common_name``; return both paths."""
+        return self._issue(
+            cert_file,
+            key_file,
+            common_name=common_name,
+            sans=(),
+            server=False,
+            key_type=key_type,
+            days=days,
+            key_password=key_password,
+        )
+
+    def _issue(
+        self,
+        cert_file: StrPath,
+        key_file: StrPath,
+        *,
+        common_name: str,
+        sans: Sequence[x509.GeneralName],
+        server: bool,
+        key_type: KeyType,
+        days: int,
+        key_password: PasswordLike | None,
+    ) -> tuple[Path, Path]:
         cert_path, key_path = _distinct_paths(cert_file, key_file)
         _check_key_type(key_type)
         _check_days(days)
         _password_bytes(key_password)
-        subject = _name(common_name)
         key = generate_private_key(key_type)
         cert = _sign_leaf(
-            subject=subject,
+            subject=_name(common_name),
             public_key=key,
-            sans=(),
-            usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
-            server=False,
+            sans=sans,
+            usages=[ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH],
+            server=server,
             days=days,
             issuer_key=self._key,
             issuer_cert=self._cert,

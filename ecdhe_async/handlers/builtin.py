@@ -34,7 +34,28 @@ class EchoHandler:
             await conn.drain()
 
 
-class LineEchoHandler:
+class _MessageEcho:
+    """Shared loop of the framed echo handlers: decode, echo each message, stop at a boundary."""
+
+    def _decoder(self) -> LineDecoder | FrameDecoder:
+        raise NotImplementedError
+
+    def _encode(self, message: bytes) -> bytes:
+        raise NotImplementedError
+
+    async def __call__(self, conn: Connection) -> None:
+        decoder = self._decoder()
+        while not (conn.stop_requested and decoder.buffered == 0):
+            data = await conn.read()
+            if not data:
+                decoder.eof()
+                return
+            for message in decoder.feed(data):
+                conn.write(self._encode(message))
+            await conn.drain()
+
+
+class LineEchoHandler(_MessageEcho):
     """Echo each newline-terminated line; lines over ``max_line_length`` bytes are refused."""
 
     def __init__(self, max_line_length: int = DEFAULT_MAX_LINE_LENGTH) -> None:
@@ -45,19 +66,14 @@ class LineEchoHandler:
         """Build from :class:`~ecdhe_async.settings.ServerSettings` (``max_line_length``)."""
         return cls(settings.max_line_length)
 
-    async def __call__(self, conn: Connection) -> None:
-        decoder = LineDecoder(self.max_line_length)
-        while not (conn.stop_requested and decoder.buffered == 0):
-            data = await conn.read()
-            if not data:
-                decoder.eof()
-                return
-            for line in decoder.feed(data):
-                conn.write(encode_line(line))
-            await conn.drain()
+    def _decoder(self) -> LineDecoder:
+        return LineDecoder(self.max_line_length)
+
+    def _encode(self, message: bytes) -> bytes:
+        return encode_line(message)
 
 
-class FrameEchoHandler:
+class FrameEchoHandler(_MessageEcho):
     """Echo each length-prefixed frame (4-byte big-endian length); oversized frames are refused."""
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
@@ -68,13 +84,8 @@ class FrameEchoHandler:
         """Build from :class:`~ecdhe_async.settings.ServerSettings` (``max_frame_size``)."""
         return cls(settings.max_frame_size)
 
-    async def __call__(self, conn: Connection) -> None:
-        decoder = FrameDecoder(self.max_frame_size)
-        while not (conn.stop_requested and decoder.buffered == 0):
-            data = await conn.read()
-            if not data:
-                decoder.eof()
-                return
-            for frame in decoder.feed(data):
-                conn.write(encode_frame(frame, max_frame_size=self.max_frame_size))
-            await conn.drain()
+    def _decoder(self) -> FrameDecoder:
+        return FrameDecoder(self.max_frame_size)
+
+    def _encode(self, message: bytes) -> bytes:
+        return encode_frame(message, max_frame_size=self.max_frame_size)
