@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Final, get_args
@@ -137,10 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--name", default="ecdhe_async dev CA", help="CA common name")
     ca.add_argument("--key-type", default="ec-p256", choices=_key_types(), help="key type")
     ca.add_argument("--days", type=int, default=3650, help="validity in days")
+    ca.add_argument(
+        "--key-password-env",
+        metavar="VAR",
+        help="encrypt the CA key with the password in this environment variable",
+    )
     for kind in ("server", "client"):
         leaf = cert_sub.add_parser(kind, help=f"a {kind} certificate issued by a dev CA")
         leaf.add_argument("--ca", required=True, help="CA certificate file")
         leaf.add_argument("--ca-key", required=True, help="CA private key file")
+        leaf.add_argument(
+            "--ca-password-env",
+            metavar="VAR",
+            help="the CA key's password is in this environment variable",
+        )
         leaf.add_argument("--out", default=f"{kind}.crt", help="certificate file")
         leaf.add_argument("--key-out", default=f"{kind}.key", help="private key file")
         _cert_options(leaf)
@@ -206,8 +217,6 @@ def _tls_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
     from .runner import run_server
 
     # Like uvicorn's --app-dir: import paths ("pkg.mod:attr") resolve from the current directory.
@@ -282,22 +291,13 @@ def _issuer(cert: dict[str, Any] | None) -> str | None:
 
 
 def _cmd_cert(args: argparse.Namespace) -> int:
-    import os
-
     from .certs import DevCA, create_self_signed_cert, describe_certificate
 
-    password = None
-    if getattr(args, "key_password_env", None):
-        password = os.environ.get(args.key_password_env)
-        if not password:
-            raise ConfigError(
-                f"invalid setting --key-password-env={args.key_password_env!r}: "
-                "that environment variable is empty or unset"
-            )
+    password = _password_from_env(getattr(args, "key_password_env", None))
     kind = args.cert_command
     if kind == "ca":
         ca = DevCA.create(args.name, key_type=args.key_type, days=args.days)
-        cert_path, key_path = ca.save(args.out, args.key_out)
+        cert_path, key_path = ca.save(args.out, args.key_out, password)
     else:
         extra: dict[str, Any] = {"key_type": args.key_type, "days": args.days}
         if args.hostnames:
@@ -309,18 +309,28 @@ def _cmd_cert(args: argparse.Namespace) -> int:
         if kind == "self-signed":
             cert_path, key_path = create_self_signed_cert(args.out, args.key_out, **extra)
         else:
-            ca = DevCA.load(args.ca, args.ca_key)
+            ca = DevCA.load(args.ca, args.ca_key, _password_from_env(args.ca_password_env))
             if kind == "server":
                 cert_path, key_path = ca.issue_server_cert(args.out, args.key_out, **extra)
             else:
                 extra.pop("hostnames", None)
                 cert_path, key_path = ca.issue_client_cert(args.out, args.key_out, **extra)
-    info = describe_certificate(cert_path)
-    print(f"certificate  {cert_path}")
-    print(f"private key  {key_path} (mode 0600)")
-    for key, value in info.as_dict().items():
-        print(f"{key:<12} {value}")
+    rows = {"certificate": str(cert_path), "private key": f"{key_path} (mode 0600)"}
+    rows.update(describe_certificate(cert_path).as_dict())
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value}")
     return EXIT_OK
+
+
+def _password_from_env(var: str | None) -> str | None:
+    """A key password from the environment variable *var* (never from argv: ps would show it)."""
+    if var is None:
+        return None
+    password = os.environ.get(var)
+    if not password:
+        raise ConfigError(f"invalid setting {var}: that environment variable is empty or unset")
+    return password
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

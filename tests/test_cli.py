@@ -313,3 +313,19 @@ async def test_second_sigint_stops_at_once(env: dict[str, str], pki: PKI) -> Non
     assert code == 0
     assert elapsed < 10
     assert any("second SIGINT" in line for line in srv.lines)
+
+
+def test_cert_cli_encrypted_ca_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CA_PASSWORD", "correct horse")
+    ca, ca_key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    out = ["--out", str(ca), "--key-out", str(ca_key), "--key-password-env", "CA_PASSWORD"]
+    assert main(["cert", "ca", *out]) == 0
+    assert ca_key.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    leaf = ["--ca", str(ca), "--ca-key", str(ca_key), "--out", str(tmp_path / "s.crt")]
+    leaf += ["--key-out", str(tmp_path / "s.key")]
+    assert main(["cert", "server", *leaf]) == 1
+    assert "a password is required" in capsys.readouterr().err
+    assert main(["cert", "server", *leaf, "--ca-password-env", "CA_PASSWORD"]) == 0
+    assert "correct horse" not in capsys.readouterr().out
