@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_GROUPS",
     "apply_groups",
     "configured_groups",
+    "disable_session_cache",
     "negotiated_group",
     "normalize_group",
     "sni_server_name",
@@ -71,6 +72,8 @@ _SHORT_NAMES: Final = {
 
 _SSL_CTRL_SET_GROUPS_LIST: Final = 92
 _SSL_CTRL_GET_NEGOTIATED_GROUP: Final = 134
+_SSL_CTRL_SET_SESS_CACHE_MODE: Final = 44
+_SSL_SESS_CACHE_OFF: Final = 0
 
 # Remember what was applied to each context (OpenSSL 3.0 cannot read a context's list back).
 _applied: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ...]] = weakref.WeakKeyDictionary()
@@ -139,6 +142,12 @@ class _OpenSSL:
             raise RuntimeError("SSL pointer self-check failed")
         return ptr
 
+    def disable_session_cache(self, ctx: ssl.SSLContext) -> None:
+        ptr = self.ctx_pointer(ctx)
+        if self.ctx_get_options(ptr) != int(ctx.options):
+            raise RuntimeError("SSL_CTX pointer self-check failed")
+        self.ctx_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+
     def set_groups(self, ctx: ssl.SSLContext, groups: Sequence[str]) -> None:
         ptr = self.ctx_pointer(ctx)
         if self.ctx_get_options(ptr) != int(ctx.options):
@@ -202,6 +211,20 @@ _OPENSSL_CURVE_NAMES: Final = {
     "P-384": "secp384r1",
     "P-521": "secp521r1",
 }
+
+
+def disable_session_cache(ctx: ssl.SSLContext) -> bool:
+    """Turn off the server's session-ID cache (TLS 1.2 resumption without a new ECDHE).
+
+    ``OP_NO_TICKET`` stops tickets, but OpenSSL still caches sessions by ID on the server, and a
+    TLS 1.2 client that presents the ID resumes with the old master secret: no fresh key
+    exchange. The ssl module has no switch for it. Returns ``False`` where the shim is
+    unavailable (the caller logs it).
+    """
+    if _openssl is None:  # pragma: no cover - exercised only where the self-check fails
+        return False
+    _openssl.disable_session_cache(ctx)
+    return True
 
 
 def configured_groups(ctx: ssl.SSLContext) -> tuple[str, ...] | None:

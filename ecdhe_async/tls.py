@@ -15,7 +15,9 @@ Forward secrecy needs an *ephemeral* key exchange. Each knob below closes one wa
   decrypt every session that used it); TLS 1.3 tickets are resumed with ``psk_dhe_ke`` only
   (OpenSSL refuses ``psk_ke`` without ``OP_ALLOW_NO_DHE_KEX``, which we never set), but issuing
   them still keeps state around. So tickets are off (``OP_NO_TICKET``, ``num_tickets = 0``) unless
-  ``session_tickets = true``, which logs a warning.
+  ``session_tickets = true``, which logs a warning. The server's session-ID cache goes too: a
+  TLS 1.2 client presenting a cached session ID would otherwise resume on the old master secret,
+  with no fresh ECDHE exchange at all.
 - Key logging writes every session secret to a file: off unless configured, and loud when on.
   ``SSLKEYLOGFILE`` is honoured only with ``allow_keylog = true`` (the stdlib's
   ``create_default_context`` would honour it silently, so we build contexts ourselves).
@@ -146,6 +148,8 @@ def server_context(tls: TLSSettings) -> ssl.SSLContext:
         ctx.num_tickets = 2  # the OpenSSL default, explicitly
     else:
         ctx.num_tickets = 0
+        if not _groups.disable_session_cache(ctx):  # pragma: no cover - shim unavailable
+            log.warning("cannot disable the TLS 1.2 session cache: session-ID resumption is on")
     _load_chain(ctx, tls)
     if tls.client_auth != "none":
         ctx.verify_mode = ssl.CERT_REQUIRED if tls.client_auth == "required" else ssl.CERT_OPTIONAL

@@ -351,6 +351,23 @@ async def test_session_tickets(pki: PKI, version: str, tickets: bool) -> None:
         assert "TLS session ticket lifetime hint" in r.output
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("tickets", [False, True])
+async def test_no_session_id_resumption_by_default(pki: PKI, tickets: bool) -> None:
+    """TLS 1.2 session-ID resumption would skip the ECDHE exchange: off unless opted in."""
+    settings = server_settings(pki, tls={"session_tickets": tickets})
+    async with running_server(settings) as server:
+        r = await s_client(
+            server.port, "-CAfile", str(pki.ca), "-tls1_2", "-no_ticket", "-reconnect"
+        )
+    handshakes = re.findall(r"^(New|Reused), TLSv1\.2", r.output, re.MULTILINE)
+    assert len(handshakes) == 6, r.output  # -reconnect: one full handshake, then five tries
+    if tickets:
+        assert handshakes.count("Reused") == 5, r.output
+    else:
+        assert handshakes == ["New"] * 6, r.output
+
+
 # -- ALPN and client certificates ------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_alpn_negotiated_with_s_client(pki: PKI) -> None:
