@@ -56,10 +56,12 @@ class TLSProtocol(sslproto.SSLProtocol):
     failure: BaseException | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The base class allocates and zero-fills bytearray(self.max_size) (256 KiB) for every
+        # connection; shadow max_size while it runs so that it allocates nothing. Reads still
+        # use the class attribute afterwards.
+        object.__setattr__(self, "max_size", 0)
         super().__init__(*args, **kwargs)
-        # Drop the per-connection 256 KiB buffer the base class just allocated.
-        self._ssl_buffer = bytearray()
-        self._ssl_buffer_view = memoryview(self._ssl_buffer)
+        object.__delattr__(self, "max_size")
 
     def get_buffer(self, n: int) -> memoryview:
         return _shared_buffer()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Awaitable, Generator
 from typing import Any
 
@@ -75,7 +76,7 @@ async def _connect(
     transport, _ = await asyncio.wait_for(
         loop.create_connection(asyncio.Protocol, host, port), settings.connect_timeout
     )
-    started = loop.time()
+    started = time.perf_counter()
     reader = asyncio.StreamReader()
     app_protocol = asyncio.StreamReaderProtocol(reader)
     try:
@@ -116,6 +117,6 @@ async def _connect(
         reader,
         writer,
         tls=TLSInfo.from_ssl_object(app_transport.get_extra_info("ssl_object")),
-        handshake_duration=loop.time() - started,
+        handshake_duration=time.perf_counter() - started,
         shutdown_timeout=settings.shutdown_timeout,
     )

@@ -199,7 +199,8 @@ class Connection:
         with contextlib.suppress(Exception):
             writer.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), self._shutdown_timeout)
+            async with asyncio.timeout(self._shutdown_timeout):  # no extra Task (wait_for)
+                await writer.wait_closed()
         except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
             writer.transport.abort()
 
