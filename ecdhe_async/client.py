@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Generator
 from typing import Any
 
+from ._stream import StreamProtocol
 from ._tlsproto import start_tls
 from .connection import Connection, TLSInfo
 from .errors import HandshakeError
@@ -77,16 +78,15 @@ async def _connect(
         loop.create_connection(asyncio.Protocol, host, port), settings.connect_timeout
     )
     started = time.perf_counter()
-    reader = asyncio.StreamReader()
-    app_protocol = asyncio.StreamReaderProtocol(reader)
+    stream = StreamProtocol()
     try:
         if transport.is_closing():
             # The server hung up (e.g. its connection limit) before we could say hello. Writing
             # to a dead uvloop transport would raise RuntimeError; the stdlib would just wait.
             raise ConnectionResetError("the server closed the connection before the handshake")
-        tls_proto, waiter = start_tls(
+        _, waiter = start_tls(
             transport,
-            app_protocol,
+            stream,
             context,
             server_side=False,
             server_hostname=server_hostname,
@@ -111,12 +111,9 @@ async def _connect(
     except BaseException:
         transport.abort()
         raise
-    app_transport: Any = tls_proto._app_transport
-    writer = asyncio.StreamWriter(app_transport, app_protocol, reader, loop)
     return Connection(
-        reader,
-        writer,
-        tls=TLSInfo.from_ssl_object(app_transport.get_extra_info("ssl_object")),
+        stream,
+        tls=TLSInfo.from_ssl_object(stream.transport.get_extra_info("ssl_object")),
         handshake_duration=time.perf_counter() - started,
         shutdown_timeout=settings.shutdown_timeout,
     )

@@ -15,10 +15,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import _openssl
+from ._stream import StreamProtocol
 
 __all__ = ["Connection", "TLSInfo"]
-
-_DEFAULT_READ = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +67,10 @@ class Connection:
         "_closed",
         "_last_activity",
         "_loop",
-        "_reader",
         "_shutdown_timeout",
         "_stop",
-        "_writer",
+        "_stream",
+        "_transport",
         "bytes_in",
         "bytes_out",
         "handshake_duration",
@@ -81,15 +80,14 @@ class Connection:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: StreamProtocol,
         *,
         tls: TLSInfo,
         handshake_duration: float,
         shutdown_timeout: float,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._stream = stream
+        self._transport: Any = stream.transport
         self._loop = asyncio.get_running_loop()
         self._shutdown_timeout = shutdown_timeout
         self._last_activity = self._loop.time()
@@ -97,7 +95,7 @@ class Connection:
         self._closed = False
         self.tls = tls
         self.handshake_duration = handshake_duration
-        peer = writer.get_extra_info("peername")
+        peer = self._transport.get_extra_info("peername")
         self.peer: tuple[Any, ...] | None = tuple(peer) if peer else None
         self.bytes_in = 0
         self.bytes_out = 0
@@ -146,45 +144,49 @@ class Connection:
     @property
     def is_closing(self) -> bool:
         """True once :meth:`close` was called or the transport is closing."""
-        return self._closed or self._writer.transport.is_closing()
+        return self._closed or bool(self._transport.is_closing())
 
     def request_stop(self) -> None:
         """Ask the handler to finish (set by the server on graceful shutdown)."""
         self._stop = True
 
     # -- I/O ---------------------------------------------------------------------------------
-    async def read(self, n: int = _DEFAULT_READ) -> bytes:
-        """Read up to *n* bytes; ``b""`` at end of stream (the peer closed)."""
-        data = await self._reader.read(n)
+    async def read(self, n: int | None = None) -> bytes:
+        """Read up to *n* bytes (``None``: whatever has arrived); ``b""`` at end of stream.
+
+        Raises the connection's error (e.g. :class:`ssl.SSLError` for a peer's fatal alert,
+        :class:`ConnectionResetError`) once every byte received before it was read.
+        """
+        data = await self._stream.read(n)
         self.bytes_in += len(data)
         self._last_activity = self._loop.time()
         return data
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly *n* bytes or raise :class:`asyncio.IncompleteReadError`."""
-        data = await self._reader.readexactly(n)
+        data = await self._stream.readexactly(n)
         self.bytes_in += n
         self._last_activity = self._loop.time()
         return data
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue *data* for sending; call :meth:`drain` to respect flow control."""
-        self._writer.write(data)
+        self._transport.write(data)
         self.bytes_out += len(data)
         self._last_activity = self._loop.time()
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark."""
-        await self._writer.drain()
+        await self._stream.drain()
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         """:meth:`write` then :meth:`drain`."""
         self.write(data)
-        await self._writer.drain()
+        await self._stream.drain()
 
     def at_eof(self) -> bool:
         """True when the peer closed and every received byte has been read."""
-        return self._reader.at_eof()
+        return self._stream.at_eof
 
     async def close(self) -> None:
         """Close with close_notify; abort if the peer does not finish within shutdown_timeout.
@@ -195,25 +197,25 @@ class Connection:
         if self._closed:
             return
         self._closed = True
-        writer = self._writer
+        transport = self._transport
         with contextlib.suppress(Exception):
-            writer.close()
+            transport.close()
         try:
-            async with asyncio.timeout(self._shutdown_timeout):  # no extra Task (wait_for)
-                await writer.wait_closed()
-        except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
-            writer.transport.abort()
+            async with asyncio.timeout(self._shutdown_timeout):
+                await asyncio.shield(self._stream.closed)
+        except TimeoutError:
+            transport.abort()
 
     def close_soon(self) -> None:
         """Start a graceful close without waiting (the handler's next read sees the end)."""
         if not self._closed:
             self._closed = True
-            self._writer.close()
+            self._transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once (no close_notify)."""
         self._closed = True
-        self._writer.transport.abort()
+        self._transport.abort()
 
     async def __aenter__(self) -> Self:
         return self

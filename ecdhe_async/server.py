@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self, cast
 
+from ._stream import StreamProtocol
 from ._tlsproto import TLSProtocol, start_tls
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
@@ -74,11 +75,10 @@ class _Pending(asyncio.Protocol):
     """A TCP connection waiting for its ClientHello, then for its handshake to finish."""
 
     __slots__ = (
-        "app_protocol",
         "got_data",
-        "reader",
         "server",
         "started",
+        "stream",
         "timer",
         "tls",
         "transport",
@@ -91,8 +91,7 @@ class _Pending(asyncio.Protocol):
         self.got_data = False
         self.started = 0.0
         self.tls: TLSProtocol | None = None
-        self.reader: asyncio.StreamReader | None = None
-        self.app_protocol: asyncio.StreamReaderProtocol | None = None
+        self.stream: StreamProtocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but quack the same.
@@ -318,12 +317,10 @@ class TLSServer:
         pending.started = time.perf_counter()  # loop.time() is 1 ms coarse on uvloop
         if log.isEnabledFor(logging.DEBUG):
             log.debug("TLS handshake started from %s", _peer(transport))
-        reader = asyncio.StreamReader()
-        pending.reader = reader
-        pending.app_protocol = asyncio.StreamReaderProtocol(reader)
+        pending.stream = StreamProtocol()
         pending.tls, waiter = start_tls(
             transport,
-            pending.app_protocol,
+            pending.stream,
             self.ssl_context,
             server_side=True,
             handshake_timeout=self.settings.handshake_timeout,
@@ -359,21 +356,17 @@ class TLSServer:
                 log.debug("handshake failed from %s: %s", _peer(pending.transport), _reason(exc))
             pending.abort()
             return
-        tls_proto, reader, app_protocol = pending.tls, pending.reader, pending.app_protocol
+        tls_proto, stream = pending.tls, pending.stream
         assert tls_proto is not None
-        assert reader is not None
-        assert app_protocol is not None
-        loop = asyncio.get_running_loop()
-        app_transport: Any = tls_proto._app_transport
-        writer = asyncio.StreamWriter(app_transport, app_protocol, reader, loop)
-        ssl_object = cast(ssl.SSLObject, app_transport.get_extra_info("ssl_object"))
+        assert stream is not None
+        ssl_object = cast(ssl.SSLObject, stream.transport.get_extra_info("ssl_object"))
         conn = Connection(
-            reader,
-            writer,
+            stream,
             tls=TLSInfo.from_ssl_object(ssl_object),
             handshake_duration=time.perf_counter() - pending.started,
             shutdown_timeout=self.settings.shutdown_timeout,
         )
+        loop = asyncio.get_running_loop()
         self.stats.handshakes += 1
         task = loop.create_task(self._run(conn))
         self._connections[conn] = task
