@@ -454,4 +454,4 @@ def _handler_name(handler: Any) -> str:
 
 
 def _fmt_stats(stats: ServerStats) -> str:
-    return " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v)
+    return " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v) or "no connections"
