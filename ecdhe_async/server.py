@@ -149,7 +149,6 @@ class TLSServer:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         s = self.settings
-        self._closed = asyncio.Event()
         # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
         # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
         # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
@@ -165,6 +164,7 @@ class TLSServer:
             reuse_port=s.reuse_port or None,
             start_serving=True,
         )
+        self._closed = asyncio.Event()
         for sock in self._server.sockets:
             with socket.fromfd(sock.fileno(), sock.family, sock.type) as listener:
                 listener.listen(s.backlog)

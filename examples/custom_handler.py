@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecdhe_async import Connection, ServerSettings
+from ecdhe_async import ConfigError, Connection, ServerSettings
 from ecdhe_async.handlers.framing import LineDecoder, encode_line
 from ecdhe_async.runner import run_server
 
@@ -64,7 +64,11 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s")
-    run_server(ServerSettings.load(args.config), KeyValueHandler())
+    try:
+        run_server(ServerSettings.load(args.config), KeyValueHandler())
+    except (ConfigError, OSError) as exc:  # a bad setting, the port already in use, ...
+        print(f"custom_handler: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
     return 0
 
 

@@ -36,6 +36,9 @@ def main() -> int:
         run_server(settings)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # e.g. the port is already in use
+        print(f"echo_server: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
