@@ -329,3 +329,18 @@ def test_cert_cli_encrypted_ca_key(
     assert "a password is required" in capsys.readouterr().err
     assert main(["cert", "server", *leaf, "--ca-password-env", "CA_PASSWORD"]) == 0
     assert "correct horse" not in capsys.readouterr().out
+
+
+@pytest.mark.asyncio
+async def test_custom_handler_example_runs_as_is(env: dict[str, str]) -> None:
+    env = dict(env)
+    env["ECDHE_ASYNC_PORT"] = "0"
+    argv = [sys.executable, str(ROOT / "examples" / "custom_handler.py")]
+    async with server_process(argv, env) as srv:
+        cert = env["XDG_CACHE_HOME"] + "/ecdhe_async/dev-cert.pem"
+        res = await s_client_echo(
+            srv.port, "-CAfile", cert, send=b"SET k v\nGET k\nFOO\nQUIT\n", expect=b"BYE"
+        )
+        session = res.output.rpartition("---")[2]
+        assert "OK\nv\nERR unknown command FOO\nBYE" in session, res.output
+        assert await srv.stop() == 0
