@@ -42,6 +42,27 @@ def _shared_buffer() -> memoryview:
     return view
 
 
+# The private hooks we override or call. They exist, with these meanings, in the SSLProtocol that
+# CPython ported from uvloop in 3.11 (and that 3.12-3.14 keep); fail loudly, not subtly, if a
+# future Python reshapes the class.
+_BASE_HOOKS: Final = (
+    "_do_handshake",
+    "_on_handshake_complete",
+    "_fatal_error",
+    "_check_handshake_timeout",
+    "_check_shutdown_timeout",
+    "_process_outgoing",
+    "_wakeup_waiter",
+    "buffer_updated",
+)
+_missing = [name for name in _BASE_HOOKS if not hasattr(sslproto.SSLProtocol, name)]
+if _missing:  # pragma: no cover - depends on the Python version
+    raise ImportError(
+        "ecdhe_async's TLS layer does not support this Python's asyncio.sslproto "
+        f"(missing {', '.join(_missing)}); please report your Python version"
+    )
+
+
 class TLSProtocol(sslproto.SSLProtocol):
     """``asyncio.sslproto.SSLProtocol`` that sends OpenSSL's alert and runs on any transport."""
 
