@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ecdhe_async tests examples benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy ecdhe_async
+	$(BIN)/mypy ecdhe_async tests examples benchmarks
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

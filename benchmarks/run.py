@@ -244,7 +244,7 @@ def machine_info(server_cpu: int | None, client_cpu: int | None) -> dict[str, An
     try:
         import uvloop
 
-        uv: str | None = uvloop.__version__
+        uv: str | None = getattr(uvloop, "__version__", None)
     except ImportError:
         uv = None
     return {
@@ -275,7 +275,7 @@ def make_cert(workdir: Path) -> tuple[Path, Path]:
 def measure(agent: Agent, server: Server, mode: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """One window of load against *server*, with server and client CPU sampled at its edges."""
     agent.send(op="load", mode=mode, port=server.port, **cfg)
-    marks: dict[str, tuple[float, float, float]] = {}
+    marks: dict[str, tuple[float, float, float, float, float, float]] = {}
     limit = cfg["warmup"] + cfg["duration"] + cfg["timeout"] + 20
     while True:
         kind, data = agent.read(limit)

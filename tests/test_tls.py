@@ -22,6 +22,7 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ from ecdhe_async import (
     server_context,
 )
 from ecdhe_async._openssl import ALLOWED_GROUPS, negotiated_group
+from ecdhe_async.settings import ClientAuth
 from ecdhe_async.tls import TLS12_CIPHERS
 
 from .conftest import (
@@ -89,11 +91,11 @@ class Recorder:
         return await asyncio.wait_for(self.seen.get(), T)
 
 
-def ecdsa(pki: PKI) -> dict[str, Path]:
+def ecdsa(pki: PKI) -> dict[str, Any]:
     return {"certfile": pki.server_cert, "keyfile": pki.server_key}
 
 
-def rsa(pki: PKI) -> dict[str, Path]:
+def rsa(pki: PKI) -> dict[str, Any]:
     return {"certfile": pki.rsa_cert, "keyfile": pki.rsa_key}
 
 
@@ -410,6 +412,7 @@ async def test_client_certificates(
             # it must keep reading; it sends no data (the server would answer it with an RST).
             r = await s_client(server.port, "-ign_eof", "-CAfile", str(pki.ca), *args, deadline=T)
             assert r.returncode != 0, r.output
+            assert outcome is not None
             assert outcome in r.output, r.output
             assert server.stats.handshake_failures == 1
             assert server.stats.handshakes == 0
@@ -426,7 +429,7 @@ async def roundtrip(conn: Connection) -> None:
     assert await asyncio.wait_for(conn.readexactly(6), T) == b"olleh\n"  # s_server -rev
 
 
-async def handshake_error(port: int, settings: ClientSettings, **kw: str) -> HandshakeError:
+async def handshake_error(port: int, settings: ClientSettings, **kw: Any) -> HandshakeError:
     """The HandshakeError that connecting raises (fails the test if it connects)."""
     try:
         conn = await connect("127.0.0.1", port, settings, **kw)
@@ -688,7 +691,9 @@ def test_insecure_skip_verify_warns_and_disables_checks(caplog: pytest.LogCaptur
     ("client_auth", "mode"),
     [("none", ssl.CERT_NONE), ("optional", ssl.CERT_OPTIONAL), ("required", ssl.CERT_REQUIRED)],
 )
-def test_client_auth_sets_verify_mode(pki: PKI, client_auth: str, mode: ssl.VerifyMode) -> None:
+def test_client_auth_sets_verify_mode(
+    pki: PKI, client_auth: ClientAuth, mode: ssl.VerifyMode
+) -> None:
     ctx = server_context(TLSSettings(**ecdsa(pki), client_auth=client_auth, ca_file=pki.ca))
     assert ctx.verify_mode == mode
     if mode != ssl.CERT_NONE:
