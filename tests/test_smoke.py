@@ -17,3 +17,16 @@ async def test_echo_roundtrip(pki: PKI) -> None:
             assert await asyncio.wait_for(conn.readexactly(4), 5) == b"ping"
             assert conn.group == "X25519"
             assert conn.version == "TLSv1.3"
+
+
+@pytest.mark.asyncio
+async def test_ipv6_loopback_with_ip_san(pki: PKI) -> None:
+    """Bind ::1, verify the certificate's IP address SAN for ::1 (no server_hostname given)."""
+    async with running_server(server_settings(pki, host="::1")) as server:
+        assert server.addresses[0][0] == "::1"
+        settings = client_settings(pki, server_hostname=None)
+        async with connect("::1", server.port, settings) as conn:
+            await conn.send(b"six")
+            assert await asyncio.wait_for(conn.readexactly(3), 5) == b"six"
+            assert conn.peer is not None
+            assert conn.peer[0] == "::1"
