@@ -211,32 +211,37 @@ class TLSServer:
                 await self._closed.wait()
             return
         self._aclosing = self._closing = True
-        grace = self.settings.grace if grace is None else grace
-        if self._server is not None:
-            self._server.close()
-        self._drop_pending()
-        for conn in self._connections:
-            conn.request_stop()
-        tasks = list(self._connections.values())
-        if tasks:
-            _, still = await asyncio.wait(tasks, timeout=grace)
-            for task in still:
-                task.cancel()
-            if still:
-                log.info(
-                    "cancelled %d handler(s) still running after %.1fs grace", len(still), grace
-                )
-                await asyncio.wait(still, timeout=self.settings.shutdown_timeout + 0.5)
-        for conn in list(self._connections):
-            conn.abort()
-        if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            except TimeoutError:  # pragma: no cover - cpython#104344
-                log.debug("wait_closed() did not return; continuing")
-        log.info("stopped: %s", _fmt_stats(self.stats))
-        assert self._closed is not None
-        self._closed.set()
+        try:
+            grace = self.settings.grace if grace is None else grace
+            if self._server is not None:
+                self._server.close()
+            self._drop_pending()
+            for conn in self._connections:
+                conn.request_stop()
+            tasks = list(self._connections.values())
+            if tasks:
+                _, still = await asyncio.wait(tasks, timeout=grace)
+                for task in still:
+                    task.cancel()
+                if still:
+                    log.info(
+                        "cancelled %d handler(s) still running after %.1fs grace", len(still), grace
+                    )
+                    await asyncio.wait(still, timeout=self.settings.shutdown_timeout + 0.5)
+            for conn in list(self._connections):
+                conn.abort()
+            if self._server is not None:
+                try:
+                    await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                except TimeoutError:  # pragma: no cover - cpython#104344
+                    log.debug("wait_closed() did not return; continuing")
+            log.info("stopped: %s", _fmt_stats(self.stats))
+        except BaseException:
+            self.abort()  # cancelled or failed mid-way: leave nothing running
+            raise
+        finally:
+            assert self._closed is not None
+            self._closed.set()
 
     def abort(self) -> None:
         """Stop now: drop pending handshakes, cancel every handler, abort every connection.
