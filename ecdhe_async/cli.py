@@ -258,7 +258,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         async with connect(args.host, args.port, settings) as conn:
             info = conn.tls
             rows = [
-                ("connected to", f"{args.host}:{args.port}"),
+                ("connected to", _hostport(args.host, args.port)),
                 ("protocol", info.version),
                 ("cipher", info.cipher),
                 ("key exchange", f"ECDHE {info.group}" if info.group else "unknown"),
@@ -282,6 +282,10 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_loop(go(), loop=args.loop)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _issuer(cert: dict[str, Any] | None) -> str | None:
