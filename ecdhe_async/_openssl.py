@@ -38,6 +38,7 @@ __all__ = [
     "apply_groups",
     "configured_groups",
     "disable_session_cache",
+    "handshake_facts",
     "negotiated_group",
     "normalize_group",
     "sni_server_name",
@@ -142,22 +143,24 @@ class _OpenSSL:
             raise RuntimeError("SSL pointer self-check failed")
         return ptr
 
-    def disable_session_cache(self, ctx: ssl.SSLContext) -> None:
+    def checked_ctx_pointer(self, ctx: ssl.SSLContext) -> int:
         ptr = self.ctx_pointer(ctx)
         if self.ctx_get_options(ptr) != int(ctx.options):
             raise RuntimeError("SSL_CTX pointer self-check failed")
+        return ptr
+
+    def disable_session_cache(self, ctx: ssl.SSLContext) -> None:
+        ptr = self.checked_ctx_pointer(ctx)
         self.ctx_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
 
     def set_groups(self, ctx: ssl.SSLContext, groups: Sequence[str]) -> None:
-        ptr = self.ctx_pointer(ctx)
-        if self.ctx_get_options(ptr) != int(ctx.options):
-            raise RuntimeError("SSL_CTX pointer self-check failed")
+        ptr = self.checked_ctx_pointer(ctx)
         names = ":".join(groups).encode("ascii")
         if self.ctx_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names) != 1:
             raise ssl.SSLError(f"OpenSSL rejected the group list {':'.join(groups)!r}")
 
-    def negotiated(self, sslobj: Any, ctx: ssl.SSLContext) -> str | None:
-        nid = self.ssl_ctrl(self.ssl_pointer(sslobj, ctx), _SSL_CTRL_GET_NEGOTIATED_GROUP, 0, None)
+    def negotiated(self, ptr: int) -> str | None:
+        nid = self.ssl_ctrl(ptr, _SSL_CTRL_GET_NEGOTIATED_GROUP, 0, None)
         if nid <= 0:
             return None
         short: bytes | None = self.nid2sn(int(nid))
@@ -166,8 +169,8 @@ class _OpenSSL:
         name = short.decode("ascii", "replace")
         return _SHORT_NAMES.get(name, name)
 
-    def server_name(self, sslobj: Any, ctx: ssl.SSLContext) -> str | None:
-        name: bytes | None = self.servername(self.ssl_pointer(sslobj, ctx), 0)  # host_name type
+    def server_name(self, ptr: int) -> str | None:
+        name: bytes | None = self.servername(ptr, 0)  # TLSEXT_NAMETYPE_host_name
         return None if name is None else name.decode("ascii", "replace")
 
 
@@ -232,33 +235,42 @@ def configured_groups(ctx: ssl.SSLContext) -> tuple[str, ...] | None:
     return _applied.get(ctx)
 
 
+def _ssl_handle(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[_OpenSSL, int] | None:
+    """The shim and the checked ``SSL*`` of a connection, or ``None`` where it cannot reach it."""
+    inner = getattr(ssl_object, "_sslobj", None)
+    if _openssl is None or inner is None:
+        return None
+    try:
+        return _openssl, _openssl.ssl_pointer(inner, ssl_object.context)
+    except RuntimeError:  # pragma: no cover - self-check failed
+        return None
+
+
+def handshake_facts(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[str | None, str | None]:
+    """``(negotiated_group, sni_server_name)`` of a completed handshake, finding ``SSL*`` once."""
+    handle = None
+    native = getattr(ssl_object, "group", None)
+    if native is not None:  # Python 3.15+
+        name: str | None = native()
+        group = None if name is None else _SHORT_NAMES.get(name, name)
+    else:
+        handle = _ssl_handle(ssl_object)
+        group = handle[0].negotiated(handle[1]) if handle is not None else None
+    if not ssl_object.server_side:
+        return group, ssl_object.server_hostname
+    handle = handle or _ssl_handle(ssl_object)
+    return group, handle[0].server_name(handle[1]) if handle is not None else None
+
+
 def negotiated_group(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
     """The key-exchange group of a completed handshake, e.g. ``"X25519"`` or ``"P-256"``.
 
     Finite-field groups come back under OpenSSL's names (``"ffdhe2048"``). ``None`` before the
     handshake, for a TLS 1.2 non-ECDHE suite, or where no way to ask OpenSSL exists.
     """
-    native = getattr(ssl_object, "group", None)
-    if native is not None:  # Python 3.15+
-        name: str | None = native()
-        return None if name is None else _SHORT_NAMES.get(name, name)
-    inner = getattr(ssl_object, "_sslobj", None)
-    if _openssl is None or inner is None:
-        return None
-    try:
-        return _openssl.negotiated(inner, ssl_object.context)
-    except RuntimeError:  # pragma: no cover - self-check failed
-        return None
+    return handshake_facts(ssl_object)[0]
 
 
 def sni_server_name(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
     """The SNI host name a client sent (server side), or the one we sent (client side)."""
-    if not ssl_object.server_side:
-        return ssl_object.server_hostname
-    inner = getattr(ssl_object, "_sslobj", None)
-    if _openssl is None or inner is None:
-        return None
-    try:
-        return _openssl.server_name(inner, ssl_object.context)
-    except RuntimeError:  # pragma: no cover - self-check failed
-        return None
+    return handshake_facts(ssl_object)[1]

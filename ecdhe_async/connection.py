@@ -37,12 +37,13 @@ class TLSInfo:
         """Read the negotiated facts off a completed handshake."""
         cipher = obj.cipher()
         peer = obj.getpeercert()
+        group, server_name = _openssl.handshake_facts(obj)
         return cls(
             version=obj.version(),
             cipher=cipher[0] if cipher else None,
-            group=_openssl.negotiated_group(obj),
+            group=group,
             alpn=obj.selected_alpn_protocol(),
-            server_name=_openssl.sni_server_name(obj),
+            server_name=server_name,
             peer_subject=_subject(peer) if peer else None,
             peer_cert=dict(peer) if peer else None,
         )

@@ -22,6 +22,8 @@ from .conftest import PKI, run_peer, s_client_echo
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
+# `ecdhe-async serve` on an OS-chosen port, as a subprocess.
+SERVE = [sys.executable, "-m", "ecdhe_async", "serve", "--port", "0"]
 
 
 @dataclass
@@ -86,7 +88,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 async def test_serve_subprocess_serves_openssl_and_exits_0_on_sigterm(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    argv = [sys.executable, "-m", "ecdhe_async", "serve", "--port", "0", "--loop", "asyncio"]
+    argv = [*SERVE, "--loop", "asyncio"]
     async with server_process(argv, env) as srv:
         dev_cert = tmp_path / "cache" / "ecdhe_async" / "dev-cert.pem"
         assert dev_cert.exists()
@@ -110,7 +112,7 @@ async def test_serve_subprocess_serves_openssl_and_exits_0_on_sigterm(
 
 @pytest.mark.asyncio
 async def test_serve_reuses_dev_certificate(env: dict[str, str]) -> None:
-    argv = [sys.executable, "-m", "ecdhe_async", "serve", "--port", "0"]
+    argv = SERVE
     for expected in ("created now", "reused"):
         async with server_process(argv, env) as srv:
             assert any(expected in line for line in srv.lines), srv.lines
@@ -125,7 +127,7 @@ async def test_serve_env_and_flags(env: dict[str, str], pki: PKI) -> None:
     env["ECDHE_ASYNC_TLS__CERTFILE"] = str(pki.server_cert)
     env["ECDHE_ASYNC_TLS__KEYFILE"] = str(pki.server_key)
     env["ECDHE_ASYNC_TLS__GROUPS"] = "P-384"
-    argv = [sys.executable, "-m", "ecdhe_async", "serve", "--port", "0", "--handler", "lines"]
+    argv = [*SERVE, "--handler", "lines"]
     async with server_process(argv, env) as srv:
         res = await s_client_echo(
             srv.port, "-CAfile", str(pki.ca), send=b"one line\n", expect=b"one line\n"
@@ -138,12 +140,7 @@ async def test_serve_env_and_flags(env: dict[str, str], pki: PKI) -> None:
 @pytest.mark.asyncio
 async def test_connect_cli_prints_negotiated_facts(env: dict[str, str], pki: PKI) -> None:
     argv = [
-        sys.executable,
-        "-m",
-        "ecdhe_async",
-        "serve",
-        "--port",
-        "0",
+        *SERVE,
         "--certfile",
         str(pki.server_cert),
         "--keyfile",
@@ -256,12 +253,7 @@ async def test_echo_server_example_rejects_bad_config(env: dict[str, str], tmp_p
 @pytest.mark.asyncio
 async def test_custom_handler_example_via_cli_import_path(env: dict[str, str]) -> None:
     argv = [
-        sys.executable,
-        "-m",
-        "ecdhe_async",
-        "serve",
-        "--port",
-        "0",
+        *SERVE,
         "--handler",
         "examples.custom_handler:KeyValueHandler",
     ]
@@ -285,7 +277,7 @@ async def test_second_sigint_stops_at_once(env: dict[str, str], pki: PKI) -> Non
     """SIGINT starts a graceful stop that waits for a busy client; a second SIGINT ends it."""
     env = dict(env)
     env["ECDHE_ASYNC_GRACE"] = "60"  # the graceful stop alone would wait a minute
-    argv = [sys.executable, "-m", "ecdhe_async", "serve", "--port", "0"]
+    argv = SERVE
     async with server_process(argv, env) as srv:
         cert = env["XDG_CACHE_HOME"] + "/ecdhe_async/dev-cert.pem"
         ctx = ssl.create_default_context(cafile=cert)
