@@ -9,12 +9,6 @@ from .certs import DevCA as DevCA
 from .client import connect as connect
 from .connection import Connection as Connection
 from .connection import TLSInfo as TLSInfo
-from .demo import create_self_signed_cert as create_self_signed_cert
-from .demo import demonstrate_basic_ecdhe as demonstrate_basic_ecdhe
-from .demo import demonstrate_tls_with_ecdhe as demonstrate_tls_with_ecdhe
-from .demo import explain_ecdhe_in_tls as explain_ecdhe_in_tls
-from .demo import run_tls_client as run_tls_client
-from .demo import run_tls_server as run_tls_server
 from .errors import CertificateError as CertificateError
 from .errors import ConfigError as ConfigError
 from .errors import ECDHEAsyncError as ECDHEAsyncError
@@ -22,6 +16,12 @@ from .errors import HandshakeError as HandshakeError
 from .errors import KeyExchangeError as KeyExchangeError
 from .errors import LocalProtocolError as LocalProtocolError
 from .errors import RemoteProtocolError as RemoteProtocolError
+from .guide import create_self_signed_cert as create_self_signed_cert
+from .guide import demonstrate_basic_ecdhe as demonstrate_basic_ecdhe
+from .guide import demonstrate_tls_with_ecdhe as demonstrate_tls_with_ecdhe
+from .guide import explain_ecdhe_in_tls as explain_ecdhe_in_tls
+from .guide import run_tls_client as run_tls_client
+from .guide import run_tls_server as run_tls_server
 from .handlers import Handler as Handler
 from .server import ServerStats as ServerStats
 from .server import TLSServer as TLSServer

@@ -338,14 +338,14 @@ def _password_from_env(var: str | None) -> str | None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import demo_main
+    from .guide.demo import demo_main
 
     run_loop(demo_main(sys.stdout), loop=args.loop)
     return EXIT_OK
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_main
+    from .guide.explain import explain_main
 
     run_loop(explain_main(sys.stdout, live=args.live), loop=args.loop)
     return EXIT_OK
