@@ -27,7 +27,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self, cast
@@ -36,7 +36,18 @@ from ._stream import StreamProtocol
 from ._tlsproto import TLSProtocol, start_tls
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
+from .events import (
+    CloseCause,
+    ConnectionClosed,
+    ConnectionRefused,
+    Event,
+    HandshakeCompleted,
+    HandshakeFailed,
+    Phase,
+    classify_failure,
+)
 from .handlers import Handler, resolve_handler
+from .observe import Observers
 from .settings import ServerSettings
 from .tls import server_context
 
@@ -141,6 +152,22 @@ class TLSServer:
         self._aclosing = False
         self._closed: asyncio.Event | None = None
         self._warned_full = False
+        # -- observe hooks (issue 13): events feed the access log and metrics --------------------
+        self._observers = Observers(self)
+        self._events = self._observers.bus
+        self._emit = self._events.emit
+        self._close_causes: dict[Connection, CloseCause] = {}
+
+    def subscribe(self, callback: Callable[[Event], object]) -> Callable[[], None]:
+        """Call *callback(event)* for every :mod:`ecdhe_async.events` event; returns the
+        function that unsubscribes. Runs inline on the loop: keep it cheap. An exception in a
+        subscriber is logged (rate-limited) and never reaches a connection."""
+        return self._events.subscribe(callback)
+
+    @property
+    def accepting(self) -> bool:
+        """True while listening and not stopping (``/readyz``)."""
+        return self._server is not None and not self._closing
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> list[tuple[str, int]]:
@@ -149,6 +176,7 @@ class TLSServer:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         s = self.settings
+        self._observers.starting()
         # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
         # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
         # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
@@ -177,6 +205,12 @@ class TLSServer:
             ":".join(tls.groups),
             _handler_name(self.handler),
         )
+        try:
+            self._observers.started()
+        except BaseException:
+            self._server.close()
+            self._server = None
+            raise
         return addrs
 
     @property
@@ -240,6 +274,7 @@ class TLSServer:
             self.abort()  # cancelled or failed mid-way: leave nothing running
             raise
         finally:
+            self._observers.stopped()
             assert self._closed is not None
             self._closed.set()
 
@@ -279,6 +314,8 @@ class TLSServer:
             return
         if len(self._pending) + len(self._connections) >= self.settings.max_connections:
             stats.refused += 1
+            if self._events:
+                self._emit(ConnectionRefused(_peername(transport), "max_connections"))
             transport.abort()
             if not self._warned_full:
                 self._warned_full = True
@@ -311,6 +348,8 @@ class TLSServer:
             victim = next(iter(self._pending))
         self.stats.evicted += 1
         log.debug("max_pending_handshakes reached: dropping %s", _peer(victim.transport))
+        if self._events:
+            self._emit(ConnectionRefused(_peername(victim.transport), "max_pending_handshakes"))
         self._forget_pending(victim)
         victim.abort()
 
@@ -344,6 +383,15 @@ class TLSServer:
             )
             self._forget_pending(pending)
             pending.abort()
+            if self._events:
+                self._emit_failed(pending, TimeoutError())
+
+    def _emit_failed(self, pending: _Pending, exc: BaseException | None) -> None:
+        reason, alert_sent, detail = classify_failure(exc)
+        duration = time.perf_counter() - pending.started if pending.got_data else 0.0
+        phase: Phase = "handshake" if pending.got_data else "waiting"
+        peer = _peername(pending.transport)
+        self._emit(HandshakeFailed(peer, phase, reason, alert_sent, detail, duration))
 
     def _forget_pending(self, pending: _Pending) -> None:
         if self._pending.pop(pending, False) is None:
@@ -359,6 +407,8 @@ class TLSServer:
             if was_pending and not fut.cancelled():
                 self.stats.handshake_failures += 1
                 log.debug("handshake failed from %s: %s", _peer(pending.transport), _reason(exc))
+                if self._events:
+                    self._emit_failed(pending, exc)
             pending.abort()
             return
         tls_proto, stream = pending.tls, pending.stream
@@ -373,6 +423,20 @@ class TLSServer:
         )
         loop = asyncio.get_running_loop()
         self.stats.handshakes += 1
+        if self._events:
+            info = conn.tls
+            self._emit(
+                HandshakeCompleted(
+                    conn.peer,
+                    info.version,
+                    info.cipher,
+                    info.group,
+                    info.server_name,
+                    info.alpn,
+                    info.peer_subject,
+                    conn.handshake_duration,
+                )
+            )
         task = loop.create_task(self._run(conn))
         self._connections[conn] = task
         self.stats.active = len(self._connections)
@@ -383,13 +447,17 @@ class TLSServer:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(idle, self._check_idle, conn) if idle > 0 else None
         cancelled = False
+        started = time.perf_counter()
+        cause: CloseCause = "error"
         try:
             await self.handler(conn)
+            cause = "stop" if conn.stop_requested else "peer_close"
         except RemoteProtocolError as exc:
             self.stats.protocol_errors += 1
             log.info("protocol error from %s: %s", _fmt_peer(conn), exc)
         except asyncio.CancelledError:
             cancelled = True
+            cause = "stop"
         except _LOST as exc:
             log.debug("connection %s lost: %s", _fmt_peer(conn), _reason(exc))
         except Exception:
@@ -405,16 +473,24 @@ class TLSServer:
             stats.completed += 1
             stats.bytes_in += conn.bytes_in
             stats.bytes_out += conn.bytes_out
-            if log.isEnabledFor(logging.INFO):  # skip formatting the peer when filtered
-                log.info(
-                    "closed %s %s %s group=%s handshake=%.1fms in=%d out=%d",
-                    _fmt_peer(conn),
-                    conn.version,
-                    conn.cipher,
-                    conn.group,
-                    conn.handshake_duration * 1e3,
-                    conn.bytes_in,
-                    conn.bytes_out,
+            cause = self._close_causes.pop(conn, cause)
+            if self._events:  # the access log line comes from this event (ecdhe_async.logs)
+                info = conn.tls
+                self._emit(
+                    ConnectionClosed(
+                        conn.peer,
+                        info.version,
+                        info.cipher,
+                        info.group,
+                        info.server_name,
+                        info.alpn,
+                        info.peer_subject,
+                        conn.handshake_duration,
+                        time.perf_counter() - started,
+                        conn.bytes_in,
+                        conn.bytes_out,
+                        cause,
+                    )
                 )
         if cancelled:
             raise asyncio.CancelledError
@@ -427,6 +503,7 @@ class TLSServer:
             asyncio.get_running_loop().call_later(remaining, self._check_idle, conn)
             return
         self.stats.idle_timeouts += 1
+        self._close_causes[conn] = "idle"
         log.info("idle timeout (%.1fs) on %s: closing", self.settings.idle_timeout, _fmt_peer(conn))
         conn.close_soon()
 
@@ -438,6 +515,11 @@ def _reason(exc: BaseException | None) -> str:
     if reason:
         return str(reason)
     return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+
+
+def _peername(transport: asyncio.BaseTransport | None) -> tuple[Any, ...] | None:
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return tuple(peer) if peer else None
 
 
 def _peer(transport: asyncio.BaseTransport | None) -> str:

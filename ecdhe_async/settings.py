@@ -255,6 +255,8 @@ class ServerSettings(_Settings):
     handler: str = "echo"
     loop: LoopName = "auto"
     log_level: LogLevel = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (ecdhe_async.logs)
+    access_log: bool = True  # one INFO line per connection; refused handshakes are logged anyway
     handshake_timeout: Seconds = 10.0
     idle_timeout: float = Field(300.0, ge=0, allow_inf_nan=False)
     shutdown_timeout: Seconds = 5.0
@@ -263,6 +265,8 @@ class ServerSettings(_Settings):
     max_pending_handshakes: int = Field(512, ge=1)
     backlog: int = Field(1024, ge=1)
     reuse_port: bool = False
+    metrics_port: int = Field(0, ge=0, le=65535)  # GET /metrics, /healthz, /readyz; 0 = off
+    metrics_host: str = "127.0.0.1"  # needs the metrics extra (prometheus-client)
     max_line_length: int = Field(64 * 1024, ge=1)
     max_frame_size: int = Field(16 * 1024 * 1024, ge=1)
     tls: TLSSettings = Field(default_factory=TLSSettings)
