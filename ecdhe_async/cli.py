@@ -16,6 +16,7 @@ from typing import Any, Final, get_args
 
 from . import __version__
 from .errors import CertificateError, ConfigError, HandshakeError
+from .logs import LogFormat, configure_logging
 from .loops import LoopName
 from .loops import run as run_loop
 from .settings import ClientAuth, ClientSettings, Profile, ServerSettings
@@ -99,6 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=int,
         help=f"limit on connections (default: {d['max_connections'].default})",
+    )
+    # -- observe (issue 13) --
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics, /healthz, /readyz on this port (needs ecdhe-async[metrics]; "
+        "default: 0 = off)",
+    )
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or JSON (default: text)"
+    )
+    serve.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_const",
+        const=False,
+        help="no INFO line per connection (refused handshakes are still logged)",
     )
 
     conn = sub.add_parser(
@@ -233,9 +251,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         loop=args.loop,
         max_connections=args.max_connections,
         log_level=args.log_level,
+        metrics_port=args.metrics_port,
+        log_format=args.log_format,
+        access_log=args.access_log,
         tls=tls or None,
     )
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     run_server(settings)
     return EXIT_OK
 
@@ -368,12 +389,8 @@ _COMMANDS: Final = {
 }
 
 
-def _setup_logging(level: str | None) -> None:
-    logging.basicConfig(
-        level=getattr(logging, (level or "info").upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str | None, fmt: LogFormat = "text") -> None:
+    configure_logging(level, fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
