@@ -31,6 +31,8 @@ PY = sys.executable
 
 _started: list[subprocess.Popen[Any]] = []
 _READY = re.compile(rb"listening on \[?([0-9a-fA-F.:]+?)\]?:(\d+)")
+#: An environment value replaced by a free TCP port when the server starts (e.g. metrics_port).
+FREE_PORT = "{free_port}"
 
 
 def pinned(cpu: int | None) -> Callable[[], None] | None:
@@ -167,7 +169,7 @@ class Server:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECDHE_ASYNC_")}
         env.pop("SSLKEYLOGFILE", None)
-        env.update(spec.env)
+        env.update({k: str(free_port()) if v == FREE_PORT else v for k, v in spec.env.items()})
         self._log = self.log_path.open("wb")
         self.proc = register(
             subprocess.Popen(

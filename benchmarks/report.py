@@ -269,6 +269,32 @@ def _load_line(result: dict[str, Any]) -> str:
     )
 
 
+#: Observability variants (issue 13), each paired per round with ours-uvloop (metrics off,
+#: access log on). Goal: metrics on + access log off costs at most ~3 % more server CPU.
+OBSERVE = ("ours-uvloop-metrics", "ours-uvloop-nolog")
+
+
+def _observe_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in OBSERVE:
+        entry = result["summary"].get("handshakes", {}).get(key)
+        vs = entry["vs"].get(OURS) if entry else None
+        if vs:
+            lines.append(
+                f"- {_label(result, key)}: raw server CPU per handshake "
+                f"{_f(vs['server_cpu'], 3, '×')}, server/client {_f(vs['normalized'], 3, '×')}"
+            )
+    if not lines:
+        return []
+    return [
+        "## Observability cost (issue 13; handshakes, paired per round with "
+        f"{_label(result, OURS)}, i.e. metrics off and access log on)",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any], png: str | None) -> str:
     if not result:
         return "# Benchmark did not complete\n"
@@ -355,6 +381,7 @@ def markdown(result: dict[str, Any], png: str | None) -> str:
                 )
     if cand_lines:
         out += ["## Candidate against the current code (paired per round)", "", *cand_lines, ""]
+    out += _observe_lines(result)
     out += [
         "## Goals (issue 5)",
         "",

@@ -65,6 +65,24 @@ CPU_SERVERS = [
     Spec("node", "node tls echo", "node", tickets="1"),
     Spec("openssl", "openssl s_server -rev (C)", "openssl", modes=("handshakes",), tickets="2"),
     Spec("ours-uvloop-aa", "A/A: ecdhe_async serve, uvloop #2", "ours", "uvloop", tickets="0"),
+    # Observability cost (issue 13): metrics on (a live endpoint) with the access log off, and
+    # the access log off alone, each paired with ours-uvloop (metrics off, access log on).
+    Spec(
+        "ours-uvloop-metrics",
+        "ecdhe_async serve, uvloop, metrics on + access log off",
+        "ours",
+        "uvloop",
+        env={"ECDHE_ASYNC_METRICS_PORT": harness.FREE_PORT, "ECDHE_ASYNC_ACCESS_LOG": "false"},
+        tickets="0",
+    ),
+    Spec(
+        "ours-uvloop-nolog",
+        "ecdhe_async serve, uvloop, access log off",
+        "ours",
+        "uvloop",
+        env={"ECDHE_ASYNC_ACCESS_LOG": "false"},
+        tickets="0",
+    ),
 ]
 _S = {s.key: s for s in CPU_SERVERS}
 _RAISED = {"ECDHE_ASYNC_MAX_PENDING_HANDSHAKES": "4096"}
