@@ -28,7 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 __all__ = [
     "CertificateFacts",
@@ -79,8 +82,8 @@ CLOSE_CAUSES: Final[tuple[str, ...]] = CloseCause.__args__  # type: ignore[attr-
 
 
 @dataclass(frozen=True, slots=True)
-class HandshakeCompleted:
-    """A TLS handshake succeeded; ``duration`` is seconds from the first byte to its end."""
+class _TLSFacts:
+    """What a connection's handshake negotiated (shared by the completed and closed events)."""
 
     peer: tuple[Any, ...] | None
     version: str | None
@@ -89,7 +92,31 @@ class HandshakeCompleted:
     sni: str | None
     alpn: str | None
     client_subject: str | None
+
+
+def _facts(conn: Connection) -> dict[str, Any]:
+    t = conn.tls
+    return {
+        "peer": conn.peer,
+        "version": t.version,
+        "cipher": t.cipher,
+        "group": t.group,
+        "sni": t.server_name,
+        "alpn": t.alpn,
+        "client_subject": t.peer_subject,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted(_TLSFacts):
+    """A TLS handshake succeeded; ``duration`` is seconds from the first byte to its end."""
+
     duration: float
+
+    @classmethod
+    def of(cls, conn: Connection) -> HandshakeCompleted:
+        """The event for a connection whose handshake just completed."""
+        return cls(**_facts(conn), duration=conn.handshake_duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,21 +133,26 @@ class HandshakeFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionClosed(_TLSFacts):
     """An established connection ended. ``duration`` counts from the end of the handshake."""
 
-    peer: tuple[Any, ...] | None
-    version: str | None
-    cipher: str | None
-    group: str | None
-    sni: str | None
-    alpn: str | None
-    client_subject: str | None
     handshake_duration: float
     duration: float
     bytes_in: int
     bytes_out: int
     cause: CloseCause
+
+    @classmethod
+    def of(cls, conn: Connection, duration: float, cause: CloseCause) -> ConnectionClosed:
+        """The event for a connection that just closed after *duration* seconds."""
+        return cls(
+            **_facts(conn),
+            handshake_duration=conn.handshake_duration,
+            duration=duration,
+            bytes_in=conn.bytes_in,
+            bytes_out=conn.bytes_out,
+            cause=cause,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Data flow for one connection: accept (plain TCP, :meth:`asyncio.loop.create_serv
 under :func:`asyncio.start_server`) → counted as a *pending handshake*, timer started → the first
 bytes arrive → switched to our TLS layer (:mod:`ecdhe_async._tlsproto`) → handshake (bounded by
 ``handshake_timeout``, failure reason known, alert sent) → :class:`Connection` with its TLS facts →
-handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one INFO line.
+handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one event
+(:mod:`ecdhe_async.events`: the access log line and the metrics come from it).
 
 Why accept plain TCP and upgrade ourselves: with ``ssl=`` given to ``start_server`` the handler
 only runs after a successful handshake, so pending handshakes cannot be counted or capped, their
@@ -424,19 +425,7 @@ class TLSServer:
         loop = asyncio.get_running_loop()
         self.stats.handshakes += 1
         if self._events:
-            info = conn.tls
-            self._emit(
-                HandshakeCompleted(
-                    conn.peer,
-                    info.version,
-                    info.cipher,
-                    info.group,
-                    info.server_name,
-                    info.alpn,
-                    info.peer_subject,
-                    conn.handshake_duration,
-                )
-            )
+            self._emit(HandshakeCompleted.of(conn))
         task = loop.create_task(self._run(conn))
         self._connections[conn] = task
         self.stats.active = len(self._connections)
@@ -475,23 +464,7 @@ class TLSServer:
             stats.bytes_out += conn.bytes_out
             cause = self._close_causes.pop(conn, cause)
             if self._events:  # the access log line comes from this event (ecdhe_async.logs)
-                info = conn.tls
-                self._emit(
-                    ConnectionClosed(
-                        conn.peer,
-                        info.version,
-                        info.cipher,
-                        info.group,
-                        info.server_name,
-                        info.alpn,
-                        info.peer_subject,
-                        conn.handshake_duration,
-                        time.perf_counter() - started,
-                        conn.bytes_in,
-                        conn.bytes_out,
-                        cause,
-                    )
-                )
+                self._emit(ConnectionClosed.of(conn, time.perf_counter() - started, cause))
         if cancelled:
             raise asyncio.CancelledError
 

@@ -19,6 +19,7 @@ from ecdhe_async.logs import MAX_PEER_TEXT, AccessLog, JSONFormatter, escape
 
 from .conftest import PKI, running_server, s_client, s_client_echo, server_settings
 from .eventwatch import EventWatch
+from .netutil import log_watch
 from .test_cli import SERVE, server_process
 from .test_events import REFUSED_CLIENTS, echo_once
 
@@ -29,17 +30,9 @@ EVIL_SNI = "evil host\x1b[31m\nsni=forged"
 def captured(formatter: logging.Formatter) -> Iterator[io.StringIO]:
     """Lines that the ``ecdhe_async`` loggers write at DEBUG and above, through *formatter*."""
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    logger = logging.getLogger("ecdhe_async")
-    old = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
+    with log_watch() as watch:
         yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
+    stream.write("".join(formatter.format(r) + "\n" for r in watch.records))
 
 
 def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
