@@ -307,3 +307,19 @@ def test_prepare_multiprocess_in_a_supervisor(tmp_path: Path) -> None:
     files = sorted(p.name for p in directory.iterdir())
     assert "counter_1.db" not in files  # the previous run's file is gone
     assert any(name.startswith("counter_") for name in files)  # written through the mmap
+
+
+@pytest.mark.asyncio
+async def test_metrics_port_from_settings_busy_is_an_error_and_no_listener_left(pki: PKI) -> None:
+    import socket
+
+    with socket.socket() as busy:  # hold a port: metrics_port cannot bind it
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = TLSServer(server_settings(pki, metrics_port=port))
+        with pytest.raises(OSError, match="in use"):
+            await asyncio.wait_for(server.start(), 10)
+        assert server.addresses == []  # the TLS listener was closed again
+        assert not server.accepting
+        await asyncio.wait_for(server.aclose(), 10)
