@@ -323,3 +323,22 @@ async def test_metrics_port_from_settings_busy_is_an_error_and_no_listener_left(
         assert server.addresses == []  # the TLS listener was closed again
         assert not server.accepting
         await asyncio.wait_for(server.aclose(), 10)
+
+
+def test_certificate_reloads_are_counted_with_the_new_expiry(pki: PKI) -> None:
+    from ecdhe_async.events import CertificateFacts, CertificateReloaded
+
+    facts = CertificateFacts.from_x509(load_certificate(pki.server_cert))
+    assert facts.server_name == "localhost"
+    metrics = ServerMetrics()
+    metrics(CertificateReloaded("ok", (facts,)))
+    metrics(CertificateReloaded("error", error="key does not match"))
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+    }
+    assert got[("ecdhe_async_certificate_reloads_total", (("result", "ok"),))] == 1
+    assert got[("ecdhe_async_certificate_reloads_total", (("result", "error"),))] == 1
+    expiry = ("ecdhe_async_certificate_expiry_timestamp_seconds", (("server_name", "localhost"),))
+    assert got[expiry] == facts.not_after.timestamp()
