@@ -12,10 +12,13 @@ import contextlib
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from . import _openssl
 from ._stream import StreamProtocol
+
+if TYPE_CHECKING:
+    from .proxy import ProxyHeader
 
 __all__ = ["Connection", "TLSInfo"]
 
@@ -59,7 +62,8 @@ class Connection:
     """An established TLS connection (server or client side).
 
     Attributes are read-only facts: :attr:`tls` (:class:`TLSInfo`), :attr:`peer` (address
-    tuple), :attr:`handshake_duration` (seconds), :attr:`bytes_in` / :attr:`bytes_out`
+    tuple; the original client's behind a PROXY-protocol balancer, whose own address is then
+    :attr:`proxy`), :attr:`handshake_duration` (seconds), :attr:`bytes_in` / :attr:`bytes_out`
     (application bytes). :attr:`stop_requested` becomes true when the server is shutting down:
     handlers should finish the message in hand and return.
     """
@@ -76,6 +80,8 @@ class Connection:
         "bytes_out",
         "handshake_duration",
         "peer",
+        "proxy",
+        "proxy_header",
         "tls",
     )
 
@@ -100,6 +106,21 @@ class Connection:
         self.peer: tuple[Any, ...] | None = tuple(peer) if peer else None
         self.bytes_in = 0
         self.bytes_out = 0
+        self.proxy: tuple[Any, ...] | None = None
+        self.proxy_header: ProxyHeader | None = None
+
+    def set_proxy_header(self, header: ProxyHeader) -> None:
+        """Apply a PROXY header: :attr:`peer` becomes the original client (when the header names
+        one; not for ``LOCAL`` health checks) and :attr:`proxy` the load balancer's address."""
+        self.proxy = self.peer
+        self.proxy_header = header
+        if header.source is not None:
+            self.peer = header.source
+
+    @property
+    def proxy_tlvs(self) -> tuple[tuple[int, bytes], ...]:
+        """Raw PROXY v2 TLVs ``(type, value)`` (e.g. AWS VPC endpoint id); empty otherwise."""
+        return self.proxy_header.tlvs if self.proxy_header is not None else ()
 
     # -- facts, as properties for convenience -------------------------------------------------
     @property

@@ -37,6 +37,7 @@ from ._tlsproto import TLSProtocol, start_tls
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, resolve_handler
+from .proxy import ProxyHeader, ProxyHeaderReader, ProxyProtocolError, is_trusted
 from .settings import ServerSettings
 from .tls import server_context
 
@@ -63,6 +64,7 @@ class ServerStats:
     protocol_errors: int = 0
     handler_errors: int = 0
     idle_timeouts: int = 0
+    proxy_errors: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
 
@@ -76,6 +78,8 @@ class _Pending(asyncio.Protocol):
 
     __slots__ = (
         "got_data",
+        "proxy_header",
+        "proxy_reader",
         "server",
         "started",
         "stream",
@@ -92,6 +96,8 @@ class _Pending(asyncio.Protocol):
         self.started = 0.0
         self.tls: TLSProtocol | None = None
         self.stream: StreamProtocol | None = None
+        self.proxy_reader: ProxyHeaderReader | None = None  # PROXY protocol, until the header
+        self.proxy_header: ProxyHeader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but quack the same.
@@ -296,6 +302,8 @@ class TLSServer:
         )
         self._pending[pending] = None
         stats.pending = len(self._pending)
+        if self.settings.proxy_protocol != "off":  # PROXY protocol hook 1/3: trust, reader
+            self._start_proxy(pending)
         # No setsockopt(TCP_NODELAY) here: asyncio's and uvloop's TCP transports already set it
         # on every accepted socket (and get_extra_info("socket") costs a syscall or two).
 
@@ -318,6 +326,11 @@ class TLSServer:
         transport = pending.transport
         if pending.got_data or transport is None or pending not in self._pending:
             return
+        if pending.proxy_reader is not None:  # PROXY protocol hook 2/3: the header before TLS
+            rest = self._read_proxy(pending, data)
+            if rest is None:
+                return
+            data = rest
         pending.got_data = True
         pending.started = time.perf_counter()  # loop.time() is 1 ms coarse on uvloop
         if log.isEnabledFor(logging.DEBUG):
@@ -371,11 +384,45 @@ class TLSServer:
             handshake_duration=time.perf_counter() - pending.started,
             shutdown_timeout=self.settings.shutdown_timeout,
         )
+        if pending.proxy_header is not None:  # PROXY protocol hook 3/3: the real client
+            conn.set_proxy_header(pending.proxy_header)
         loop = asyncio.get_running_loop()
         self.stats.handshakes += 1
         task = loop.create_task(self._run(conn))
         self._connections[conn] = task
         self.stats.active = len(self._connections)
+
+    # -- PROXY protocol (ecdhe_async.proxy): the header arrives before the ClientHello --------
+    def _start_proxy(self, pending: _Pending) -> None:
+        peer = pending.transport.get_extra_info("peername") if pending.transport else None
+        if peer is None:  # already reset by the peer (e.g. a balancer's connect-only check)
+            self._forget_pending(pending)
+            pending.abort()
+            return
+        if not is_trusted(peer, self.settings.proxy_trusted):
+            self._proxy_failed(pending, "source not in proxy_trusted")
+            return
+        pending.proxy_reader = ProxyHeaderReader(self.settings.proxy_protocol)
+
+    def _read_proxy(self, pending: _Pending, data: bytes) -> bytes | None:
+        """Feed the header reader; the bytes after a complete header, or None (wait or closed)."""
+        assert pending.proxy_reader is not None
+        try:
+            header, rest = pending.proxy_reader.feed(data)
+        except ProxyProtocolError as exc:
+            self._proxy_failed(pending, str(exc))
+            return None
+        if header is None:
+            return None
+        pending.proxy_reader = None
+        pending.proxy_header = header
+        return rest
+
+    def _proxy_failed(self, pending: _Pending, reason: str) -> None:
+        self.stats.proxy_errors += 1
+        log.warning("PROXY protocol: closing %s: %s", _peer(pending.transport), reason)
+        self._forget_pending(pending)
+        pending.abort()
 
     # -- per-connection ----------------------------------------------------------------------
     async def _run(self, conn: Connection) -> None:

@@ -20,6 +20,7 @@ import logging
 import os
 import tomllib
 from contextvars import ContextVar
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -28,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -47,6 +49,7 @@ from .certs import is_group_or_world_readable, load_certificate, load_private_ke
 from .errors import CertificateError, ConfigError
 
 __all__ = [
+    "CertificateSettings",
     "ClientAuth",
     "ClientSettings",
     "LoopName",
@@ -63,6 +66,35 @@ LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+ProxyProtocol = Literal["off", "v1", "v2", "auto"]
+
+
+class CertificateSettings(BaseModel):
+    """One extra server certificate (``[[tls.certificates]]``), served for ``server_names``.
+
+    Names are exact host names or one leading wildcard label (``*.example.com``). Files are
+    checked where they are loaded (:mod:`ecdhe_async.certstore`), at start and on every reload.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    certfile: Path
+    keyfile: Path | None = None
+    key_password: SecretStr | None = None
+    server_names: list[str] = Field(min_length=1)
+
+    @field_validator("server_names")
+    @classmethod
+    def _check_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower().rstrip(".") for name in value]
+        for name in names:
+            label = name.removeprefix("*.")
+            if not label or "*" in label or " " in label or "." not in name.strip("*."):
+                raise ValueError(
+                    f"server name {name!r}: use a host name or one leading wildcard "
+                    "label, e.g. 'api.example.com' or '*.example.com'"
+                )
+        return list(dict.fromkeys(names))
 
 
 class TLSSettings(BaseModel):
@@ -90,6 +122,8 @@ class TLSSettings(BaseModel):
     keylog_file: Path | None = None
     allow_keylog: bool = False
     insecure_skip_verify: bool = False
+    certificates: list[CertificateSettings] = Field(default_factory=list)
+    sni_strict: bool = False
 
     @field_validator("groups", "alpn", mode="before")
     @classmethod
@@ -229,6 +263,10 @@ class _Settings(BaseSettings):
             _config_file.reset(token)
 
 
+def _loopback_networks() -> list[IPv4Network | IPv6Network]:
+    return [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
+
+
 class ServerSettings(_Settings):
     """Everything a :class:`~ecdhe_async.server.TLSServer` needs. Each limit has a reason:
 
@@ -240,6 +278,11 @@ class ServerSettings(_Settings):
     - ``max_connections``: established connections; beyond it new ones are closed at once.
     - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
       not sent a byte is dropped, so silent sockets cannot starve real clients.
+
+    Deployment: ``proxy_protocol`` reads a PROXY v1/v2 header before TLS, believed only from
+    ``proxy_trusted`` networks (default loopback); ``cert_check_interval`` re-reads the
+    certificate files every so many seconds (0 = only on ``reload()``/SIGHUP); ``workers``
+    runs that many processes (``ecdhe-async serve``; see :mod:`ecdhe_async.workers`).
     """
 
     model_config = SettingsConfigDict(
@@ -265,6 +308,10 @@ class ServerSettings(_Settings):
     reuse_port: bool = False
     max_line_length: int = Field(64 * 1024, ge=1)
     max_frame_size: int = Field(16 * 1024 * 1024, ge=1)
+    proxy_protocol: ProxyProtocol = "off"
+    proxy_trusted: list[IPvAnyNetwork] = Field(default_factory=_loopback_networks)
+    cert_check_interval: float = Field(60.0, ge=0, allow_inf_nan=False)
+    workers: int = Field(1, ge=1, le=1024)
     tls: TLSSettings = Field(default_factory=TLSSettings)
 
 
