@@ -34,12 +34,12 @@ from typing import Any, Self, cast
 
 from ._stream import StreamProtocol
 from ._tlsproto import TLSProtocol, start_tls
+from .certstore import CertStore
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, resolve_handler
 from .proxy import ProxyHeader, ProxyHeaderReader, ProxyProtocolError, is_trusted
 from .settings import ServerSettings
-from .tls import server_context
 
 __all__ = ["ServerStats", "TLSServer"]
 
@@ -138,7 +138,10 @@ class TLSServer:
         self.handler: Handler = resolve_handler(
             handler if handler is not None else self.settings.handler, self.settings
         )
-        self.ssl_context = ssl_context or server_context(self.settings.tls)
+        # Certificates (SNI, reload): a CertStore unless the caller brings its own context.
+        self.certs = CertStore(self.settings.tls) if ssl_context is None else None
+        self.ssl_context = ssl_context or cast(CertStore, self.certs).context
+        self._cert_watch: asyncio.Task[None] | None = None
         self.stats = ServerStats()
         self._server: asyncio.Server | None = None
         self._pending: dict[_Pending, None] = {}
@@ -174,6 +177,8 @@ class TLSServer:
         for sock in self._server.sockets:
             with socket.fromfd(sock.fileno(), sock.family, sock.type) as listener:
                 listener.listen(s.backlog)
+        if self.certs is not None and s.cert_check_interval > 0:
+            self._cert_watch = loop.create_task(self.certs.watch(s.cert_check_interval))
         addrs = self.addresses
         tls = self.settings.tls
         log.info(
@@ -184,6 +189,18 @@ class TLSServer:
             _handler_name(self.handler),
         )
         return addrs
+
+    def reload(self) -> bool:
+        """Reload the certificates from their files for new handshakes (keep-last-good).
+
+        Established connections are untouched. Returns False, logging why, if the new set is
+        broken (the current certificates stay) or the server was given its own ``ssl_context``.
+        Blocking (file reads): from a coroutine, ``await asyncio.to_thread(server.reload)``.
+        """
+        if self.certs is None:
+            log.warning("reload: this server was given its own ssl_context; nothing to reload")
+            return False
+        return self.certs.reload()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -217,6 +234,8 @@ class TLSServer:
                 await self._closed.wait()
             return
         self._aclosing = self._closing = True
+        if self._cert_watch is not None:
+            self._cert_watch.cancel()
         try:
             grace = self.settings.grace if grace is None else grace
             if self._server is not None:
@@ -255,6 +274,8 @@ class TLSServer:
         A running :meth:`aclose` then completes at once; otherwise call :meth:`aclose` after.
         """
         self._closing = True
+        if self._cert_watch is not None:
+            self._cert_watch.cancel()
         if self._server is not None:
             self._server.close()
         self._drop_pending()
