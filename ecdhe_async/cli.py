@@ -100,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"limit on connections (default: {d['max_connections'].default})",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes; N > 1 runs a supervisor (SO_REUSEPORT on Linux) (default: 1)",
+    )
+    serve.add_argument(
+        "--proxy-protocol",
+        choices=["off", "v1", "v2", "auto"],
+        help="read a PROXY protocol header before TLS, from proxy_trusted sources (default: off)",
+    )
 
     conn = sub.add_parser(
         "connect",
@@ -232,10 +243,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         handler=args.handler,
         loop=args.loop,
         max_connections=args.max_connections,
+        workers=args.workers,
+        proxy_protocol=args.proxy_protocol,
         log_level=args.log_level,
         tls=tls or None,
     )
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, pid=settings.workers > 1)
+    if settings.workers > 1:
+        from .workers import run_workers
+
+        return run_workers(settings)
     run_server(settings)
     return EXIT_OK
 
@@ -368,10 +385,12 @@ _COMMANDS: Final = {
 }
 
 
-def _setup_logging(level: str | None) -> None:
+def _setup_logging(level: str | None, *, pid: bool = False) -> None:
     logging.basicConfig(
         level=getattr(logging, (level or "info").upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)-7s "
+        + ("[%(process)d] " if pid else "")
+        + "%(name)s: %(message)s",
         stream=sys.stderr,
     )
 

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
+from collections.abc import Callable
 from typing import Any
 
 from .certs import dev_certificate
@@ -42,9 +44,20 @@ def with_dev_certificate(settings: ServerSettings) -> ServerSettings:
     return settings.model_copy(update={"tls": tls})
 
 
-async def serve(settings: ServerSettings, handler: Any = None) -> None:
-    """Serve until SIGTERM/SIGINT: the first signal stops gracefully, a second SIGINT at once."""
-    server = TLSServer(with_dev_certificate(settings), handler)
+async def serve(
+    settings: ServerSettings,
+    handler: Any = None,
+    *,
+    sock: socket.socket | None = None,
+    on_started: Callable[[TLSServer], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT: the first signal stops gracefully, a second SIGINT at once.
+
+    SIGHUP reloads the certificates (keep-last-good). *sock* is an already bound listening
+    socket to serve on instead of ``host``/``port``; *on_started* runs once it is accepting
+    (both used by :mod:`ecdhe_async.workers`).
+    """
+    server = TLSServer(with_dev_certificate(settings), handler, sock=sock)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -59,13 +72,26 @@ async def serve(settings: ServerSettings, handler: Any = None) -> None:
             log.warning("second SIGINT: stopping now")
             server.abort()
 
+    reloads: set[asyncio.Future[bool]] = set()
+
+    def on_hup() -> None:
+        log.info("received SIGHUP: reloading certificates")
+        fut = asyncio.ensure_future(asyncio.to_thread(server.reload))
+        reloads.add(fut)
+        fut.add_done_callback(reloads.discard)
+
     installed = []
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        installed.append(signal.SIGHUP)
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
     try:
         await server.start()
+        if on_started is not None:
+            on_started(server)
         await stop.wait()
     finally:
         await server.aclose()

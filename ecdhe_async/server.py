@@ -123,8 +123,9 @@ class TLSServer:
 
     ``settings`` is a :class:`ServerSettings` (it must name a certificate unless *ssl_context*
     is given); ``handler`` is a built-in name, an import path ``"pkg.mod:attr"``, a class or an
-    async callable (default: ``settings.handler``). Use ``async with TLSServer(...) as server:``
-    or :meth:`start` / :meth:`aclose`.
+    async callable (default: ``settings.handler``). *sock*, an already bound socket, replaces
+    ``host``/``port`` (how :mod:`ecdhe_async.workers` shares one socket between processes).
+    Use ``async with TLSServer(...) as server:`` or :meth:`start` / :meth:`aclose`.
     """
 
     def __init__(
@@ -133,7 +134,9 @@ class TLSServer:
         handler: Any = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._sock = sock  # an already bound listening socket (workers), else host/port
         self.settings = settings if settings is not None else ServerSettings.load()
         self.handler: Handler = resolve_handler(
             handler if handler is not None else self.settings.handler, self.settings
@@ -165,13 +168,13 @@ class TLSServer:
         # the process is out of fds. One accept per event (the listener stays readable, so the
         # next loop iteration takes the next connection) turns that into one log line and one
         # retry per second. uvloop accepts in libuv (no such loop) and is unaffected either way.
+        where: dict[str, Any] = (
+            {"sock": self._sock}
+            if self._sock is not None
+            else {"host": s.host, "port": s.port, "reuse_port": s.reuse_port or None}
+        )
         self._server = await loop.create_server(
-            lambda: _Pending(self),
-            host=s.host,
-            port=s.port,
-            backlog=1,
-            reuse_port=s.reuse_port or None,
-            start_serving=True,
+            lambda: _Pending(self), **where, backlog=1, start_serving=True
         )
         self._closed = asyncio.Event()
         for sock in self._server.sockets:
