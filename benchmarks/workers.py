@@ -46,9 +46,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_listening(port: int, deadline: float = 20.0) -> None:
+def wait_listening(port: int, server: subprocess.Popen[bytes], deadline: float = 20.0) -> None:
     end = time.monotonic() + deadline
     while True:  # readiness poll, bounded by the deadline
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with status {server.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -79,13 +81,13 @@ def run_clients(port: int, cert: Path, args: argparse.Namespace) -> list[dict[st
 def measure(workers: int, cert: Path, key: Path, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     argv = [
-        sys.executable, "-m", "ecdhe_async", "serve", "--workers", str(workers),
-        "--port", str(port), "--certfile", str(cert), "--keyfile", str(key),
-        "--log-level", "warning",
+        sys.executable, "-m", "ecdhe_async", "--log-level", "warning", "serve",
+        "--workers", str(workers), "--port", str(port), "--certfile", str(cert),
+        "--keyfile", str(key),
     ]  # fmt: skip
     server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_listening(port)
+        wait_listening(port, server)
         pids = procstat.tree(server.pid)
         cpu0, t0 = procstat.cpu_seconds(pids), time.monotonic()
         clients = run_clients(port, cert, args)
@@ -130,7 +132,9 @@ def report(rows: list[dict[str, Any]]) -> str:
     lines += [
         "",
         f"{os.cpu_count()} CPUs, {rows[0]['clients']} load-generator processes on the same CPUs "
-        "(nothing pinned): the 2-worker row is bounded by the machine.",
+        "(nothing pinned): the 2-worker row is bounded by the machine. Load average at the end: "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+        + " (above the CPU count: other work shared the machine).",
         f"Projection: N dedicated cores ~ N x {one['one_core_capacity_per_s']:.0f} handshakes/s "
         "(one core's capacity measured with 1 worker), minus shared kernel/network costs.",
     ]

@@ -206,6 +206,45 @@ async def test_sigterm_lets_in_flight_echoes_finish(pki: PKI) -> None:
     assert "killing" not in sup.text
 
 
+async def rotate(pki: PKI, cert: Path, key: Path) -> int:
+    ca = DevCA.load(pki.ca, pki.dir / "ca-key.pem")
+    await asyncio.to_thread(ca.issue_server_cert, cert, key)
+    return int(describe_certificate(cert).serial_number, 16)
+
+
+async def served_serial(port: int, pki: PKI) -> int:
+    async with connect("127.0.0.1", port, client_settings(pki)) as conn:
+        assert conn.tls.peer_cert is not None
+        return int(str(conn.tls.peer_cert["serialNumber"]), 16)
+
+
+@pytest.mark.asyncio
+async def test_sighup_reloads_a_single_process_server(pki: PKI, tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    shutil.copy(pki.server_cert, cert)
+    shutil.copy(pki.server_key, key)
+    env = worker_env(
+        pki,
+        ECDHE_ASYNC_WORKERS="1",
+        ECDHE_ASYNC_TLS__CERTFILE=str(cert),
+        ECDHE_ASYNC_TLS__KEYFILE=str(key),
+    )
+    async with supervisor(env) as sup:
+        (m,) = await sup.wait(r"listening on 127\.0\.0\.1:(\d+)")
+        port = int(m.group(1))
+        before = await served_serial(port, pki)
+        kept = await connect("127.0.0.1", port, client_settings(pki))
+        serial = await rotate(pki, cert, key)
+        sup.proc.send_signal(signal.SIGHUP)
+        await sup.wait(f"certificate reloaded.*serial {serial:X}")
+        assert await served_serial(port, pki) == serial != before
+        assert await asyncio.wait_for(kept.readexactly(4), 5) == b"pid "  # still served
+        await kept.close()
+        sup.proc.send_signal(signal.SIGTERM)
+        assert await sup.exit_code() == 0
+    assert not sup.matches("supervisor")
+
+
 @pytest.mark.asyncio
 async def test_sighup_reloads_every_worker(pki: PKI, tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
@@ -214,16 +253,12 @@ async def test_sighup_reloads_every_worker(pki: PKI, tmp_path: Path) -> None:
     env = worker_env(pki, ECDHE_ASYNC_TLS__CERTFILE=str(cert), ECDHE_ASYNC_TLS__KEYFILE=str(key))
     async with supervisor(env) as sup:
         port, pids = await started(sup)
-        ca = DevCA.load(pki.ca, pki.dir / "ca-key.pem")
-        await asyncio.to_thread(ca.issue_server_cert, cert, key)
-        serial = describe_certificate(cert).serial_number
+        serial = await rotate(pki, cert, key)
         sup.proc.send_signal(signal.SIGHUP)
-        done = await sup.wait(rf"\[(\d+)\] ecdhe_async.certs: certificate reloaded.*{serial}", 2)
+        done = await sup.wait(rf"\[(\d+)\] ecdhe_async.certs: certificate reloaded.*{serial:X}", 2)
         assert {int(m.group(1)) for m in done} == pids
         for _ in range(6):
-            async with connect("127.0.0.1", port, client_settings(pki)) as conn:
-                assert conn.tls.peer_cert is not None
-                assert int(str(conn.tls.peer_cert["serialNumber"]), 16) == int(serial, 16)
+            assert await served_serial(port, pki) == serial
         sup.proc.send_signal(signal.SIGTERM)
         assert await sup.exit_code() == 0
 
