@@ -38,6 +38,7 @@ import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -101,22 +102,16 @@ class CertStore:
     def _pick(
         self, ssl_object: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext
     ) -> int | None:
-        state = self._state  # one read: a concurrent reload swaps the whole set
-        ctx = state.default
-        if server_name is not None:
-            name = server_name.lower().rstrip(".")
-            found = state.exact.get(name) or state.wildcard.get(name.partition(".")[2])
-            if found is not None:
-                ctx = found
-            elif self._tls.sni_strict:
-                log.debug("SNI %r: no certificate for this name (sni_strict)", server_name)
-                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        ctx = self.lookup(server_name)
+        if ctx is None:
+            log.debug("SNI %r: no certificate for this name (sni_strict)", server_name)
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         ssl_object.context = ctx
         return None
 
     def lookup(self, server_name: str | None) -> ssl.SSLContext | None:
         """The context a handshake for *server_name* would use (``None``: refused, strict)."""
-        state = self._state
+        state = self._state  # one read: a concurrent reload swaps the whole set
         if server_name is None:
             return state.default
         name = server_name.lower().rstrip(".")
@@ -202,7 +197,10 @@ class CertStore:
         return ctx
 
     def _log_loaded(self, verb: str) -> None:
+        now = datetime.now(UTC)
         for entry, info in self._state.infos:
+            if info.not_after <= now:
+                log.warning("certificate %s has EXPIRED (%s)", entry.certfile, info.not_after)
             log.info(
                 "certificate %s (%s): subject %s, serial %s, %s, expires %s%s",
                 verb,

@@ -142,7 +142,6 @@ class Supervisor:
     # -- supervision ---------------------------------------------------------------------------
     def _supervise(self, wake_r: int) -> int:
         stopping_since: float | None = None
-        code = 0
         while self._workers or (stopping_since is None and self._restart_at):
             now = time.monotonic()
             timeout = None
@@ -192,7 +191,7 @@ class Supervisor:
                     del self._restart_at[slot]
                     self._start(slot)
         log.info("supervisor %d: all workers stopped", os.getpid())
-        return code
+        return 0
 
     def __len__(self) -> int:
         return len(self._workers)

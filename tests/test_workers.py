@@ -177,6 +177,38 @@ async def test_two_workers_share_the_port_and_get_replaced(pki: PKI, share: str)
     assert "Traceback" not in sup.text
 
 
+async def exited(pid: int, deadline: float = 20) -> None:
+    """Wait for a process that is not our child to exit (pidfd: readable once it has)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, deadline)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_workers_stop_when_the_supervisor_dies(pki: PKI) -> None:
+    async with supervisor(worker_env(pki)) as sup:
+        _, pids = await started(sup)
+        sup.proc.kill()
+        assert await sup.exit_code() == -signal.SIGKILL
+        for pid in pids:  # each saw its lifeline close and stopped gracefully
+            await exited(pid)
+    assert len(sup.matches("received SIGTERM: stopping gracefully")) == 2
+
+
 @pytest.mark.asyncio
 async def test_sigterm_lets_in_flight_echoes_finish(pki: PKI) -> None:
     async with supervisor(worker_env(pki, ECDHE_ASYNC_GRACE="20")) as sup:
