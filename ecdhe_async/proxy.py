@@ -143,6 +143,11 @@ class ProxyHeaderReader:
         self._error: ProxyProtocolError | None = None
         self.header: ProxyHeader | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received of a header not yet complete (0 before the first byte and after)."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> tuple[ProxyHeader | None, bytes]:
         """Add *data*; return ``(header, rest)`` once complete, else ``(None, b"")``.
 

@@ -111,6 +111,9 @@ class _Pending(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self.proxy_reader is not None and self.proxy_reader.buffered:  # PROXY protocol hook
+            if self in self.server._pending:
+                self.server._proxy_failed(self, "connection closed inside the PROXY header")
         self.server._forget_pending(self)
 
     def abort(self) -> None:
@@ -374,6 +377,10 @@ class TLSServer:
     def _on_handshake_timeout(self, pending: _Pending) -> None:
         if pending in self._pending:
             self.stats.handshake_timeouts += 1
+            if pending.proxy_reader is not None and pending.proxy_reader.buffered:
+                # PROXY protocol hook: a header that started but never completed
+                self._proxy_failed(pending, "PROXY header incomplete at handshake_timeout")
+                return
             log.debug(
                 "handshake timeout (%.1fs) from %s",
                 self.settings.handshake_timeout,

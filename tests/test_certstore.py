@@ -349,3 +349,35 @@ async def test_watch_reports_a_broken_file_once_then_recovers(
             cert.write_bytes(good + b"\n")
             await logs.wait("certificate reloaded")
     assert len(logs.matching("certificate reload failed")) == 2
+
+
+def test_certificates_from_toml(pki: PKI, names: Names, tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f"""
+[tls]
+certfile = "{pki.server_cert}"
+keyfile = "{pki.server_key}"
+sni_strict = true
+
+[[tls.certificates]]
+certfile = "{names.wild[0]}"
+keyfile = "{names.wild[1]}"
+server_names = ["*.Apps.Example.com."]
+
+[[tls.certificates]]
+certfile = "{names.special[0]}"
+keyfile = "{names.special[1]}"
+server_names = ["special.apps.example.com"]
+"""
+    )
+    settings = ServerSettings.load(config)
+    assert [c.server_names for c in settings.tls.certificates] == [
+        ["*.apps.example.com"],
+        ["special.apps.example.com"],
+    ]
+    store = CertStore(settings.tls)
+    assert [c.subject for c in store.certificates] == ["CN=localhost", "CN=wild", "CN=special"]
+    assert store.lookup("x.apps.example.com") is not store.lookup("special.apps.example.com")
+    assert store.lookup("unknown.example.org") is None  # sni_strict
+    assert store.lookup(None) is not None

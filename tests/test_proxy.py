@@ -164,6 +164,15 @@ def test_reader_stays_failed_and_refuses_after_header() -> None:
         ok.feed(b"more")
 
 
+def test_buffered_counts_an_incomplete_header() -> None:
+    reader = ProxyHeaderReader()
+    assert reader.buffered == 0
+    reader.feed(b"PROXY TCP4 ")
+    assert reader.buffered == 11
+    reader.feed(b"1.2.3.4 5.6.7.8 1 2\r\n")
+    assert reader.buffered == 0
+
+
 def test_errors_are_remote_protocol_errors() -> None:
     assert issubclass(ProxyProtocolError, RemoteProtocolError)
 

@@ -137,14 +137,35 @@ async def test_bad_header_closes_only_that_connection(pki: PKI, first: bytes, re
 @pytest.mark.asyncio
 async def test_truncated_header_times_out(pki: PKI) -> None:
     async with running_server(settings_for(pki, "v2", handshake_timeout=0.3), who) as server:
-        sock = await raw_connect(server.port)
-        try:
-            await asyncio.get_running_loop().sock_sendall(sock, encode_v2(V2)[:20])
-            _, how = await read_until_closed(sock)
-        finally:
-            sock.close()
+        with log_watch("ecdhe_async.server") as logs:
+            sock = await raw_connect(server.port)
+            try:
+                await asyncio.get_running_loop().sock_sendall(sock, encode_v2(V2)[:20])
+                _, how = await read_until_closed(sock)
+            finally:
+                sock.close()
+            (line,) = logs.matching("PROXY protocol: closing", logging.WARNING)
         assert how in ("eof", "reset")
+        assert "incomplete at handshake_timeout" in line.getMessage()
         assert server.stats.handshake_timeouts == 1
+        assert server.stats.proxy_errors == 1
+
+
+@pytest.mark.asyncio
+async def test_truncated_header_then_close_is_one_line(pki: PKI) -> None:
+    async with running_server(settings_for(pki, "v1"), who) as server:
+        with log_watch("ecdhe_async.server") as logs:
+            sock = await raw_connect(server.port)
+            await asyncio.get_running_loop().sock_sendall(sock, b"PROXY TCP4 1.2.3.4")
+            sock.close()
+            (line,) = await logs.wait("PROXY protocol: closing")
+            silent = await raw_connect(server.port)  # a health check: connect, close, no bytes
+            silent.close()
+            reader, writer = await tls_over(encode_v1(V1), server.port, client_settings(pki))
+            assert (await ask(reader, writer)).startswith("203.0.113.7:51234 ")
+        assert "connection closed inside the PROXY header" in line.getMessage()
+        assert len(logs.matching("PROXY protocol: closing")) == 1
+        assert server.stats.proxy_errors == 1
 
 
 @pytest.mark.asyncio

@@ -98,9 +98,11 @@ def worker_env(pki: PKI, **extra: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def supervisor(env: dict[str, str], *, share: str = "reuseport") -> AsyncIterator[Supervised]:
+async def supervisor(
+    env: dict[str, str], *, share: str = "reuseport", args: tuple[str, ...] = ()
+) -> AsyncIterator[Supervised]:
     argv = (
-        [sys.executable, "-m", "ecdhe_async", "serve"]
+        [sys.executable, "-m", "ecdhe_async", "serve", *args]
         if share == "reuseport"
         else [sys.executable, "-c", INHERIT]
     )
@@ -158,7 +160,9 @@ async def until_seen(port: int, pki: PKI, wanted: set[int], tries: int = 300) ->
 @pytest.mark.asyncio
 @pytest.mark.parametrize("share", ["reuseport", "inherit"])
 async def test_two_workers_share_the_port_and_get_replaced(pki: PKI, share: str) -> None:
-    async with supervisor(worker_env(pki), share=share) as sup:
+    # the CLI flag (over ECDHE_ASYNC_WORKERS=1) for SO_REUSEPORT; the API for the inherited socket
+    env = worker_env(pki, ECDHE_ASYNC_WORKERS="1" if share == "reuseport" else "2")
+    async with supervisor(env, share=share, args=("--workers", "2")) as sup:
         port, pids = await started(sup)
         assert len(pids) == 2
         assert await until_seen(port, pki, pids) == pids  # connections land on both workers
