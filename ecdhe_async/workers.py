@@ -6,8 +6,9 @@ worker starts), shares the listening address, forks the workers, restarts those 
 relays signals:
 
 - SIGTERM / SIGINT: graceful stop of every worker (each stops accepting, lets handlers finish
-  within ``grace``, closes with close_notify within ``shutdown_timeout``); workers still alive
-  after ``grace + shutdown_timeout`` (plus a margin) are killed. A second signal kills at once.
+  within ``grace``, closes with close_notify within ``shutdown_timeout``); exit status 0. Workers
+  still alive after ``grace + shutdown_timeout`` (plus a margin) are killed, and a second signal
+  kills them at once; either way the exit status is 1 (connections may have been cut).
 - SIGHUP: every worker reloads its certificates (keep-last-good, :mod:`ecdhe_async.certstore`).
 - A worker that exits is logged with its exit status and restarted after a back-off (0.1 s,
   doubling up to 10 s, reset once a worker has served for 10 s). A worker that reports a
@@ -142,6 +143,7 @@ class Supervisor:
     # -- supervision ---------------------------------------------------------------------------
     def _supervise(self, wake_r: int) -> int:
         stopping_since: float | None = None
+        forced = False  # workers were killed: connections may have been cut
         while self._workers or (stopping_since is None and self._restart_at):
             now = time.monotonic()
             timeout = None
@@ -153,6 +155,7 @@ class Supervisor:
                 if left <= 0:
                     log.warning("workers still running %.1fs after SIGTERM: killing them", limit)
                     self._kill_all()
+                    forced = True
                     continue
                 timeout = left if timeout is None else min(timeout, left)
             waitables: list[Any] = [wake_r]
@@ -173,6 +176,7 @@ class Supervisor:
                 else:
                     log.warning("second %s: killing the workers", signal.Signals(signum).name)
                     self._kill_all()
+                    forced = True
             for worker in list(self._workers.values()):
                 self._poll_status(worker)
                 if worker.error is not None and worker.error.startswith("config:"):
@@ -190,8 +194,8 @@ class Supervisor:
                 if when <= now and stopping_since is None:
                     del self._restart_at[slot]
                     self._start(slot)
-        log.info("supervisor %d: all workers stopped", os.getpid())
-        return 0
+        log.info("supervisor %d: all workers stopped%s", os.getpid(), " (forced)" if forced else "")
+        return EXIT_CRASH if forced else 0
 
     def __len__(self) -> int:
         return len(self._workers)

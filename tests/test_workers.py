@@ -282,6 +282,20 @@ async def test_sighup_reloads_a_single_process_server(pki: PKI, tmp_path: Path) 
 
 
 @pytest.mark.asyncio
+async def test_second_sigterm_forces(pki: PKI) -> None:
+    async with supervisor(worker_env(pki, ECDHE_ASYNC_GRACE="60")) as sup:
+        port, _ = await started(sup)
+        busy, _ = await hello(port, pki)  # echo runs until the peer closes: holds the grace
+        sup.proc.send_signal(signal.SIGTERM)
+        await sup.wait(r"received SIGTERM: stopping gracefully", count=2)
+        sup.proc.send_signal(signal.SIGTERM)
+        assert await sup.exit_code(deadline=15) == 1  # far sooner than the 60 s grace
+        busy.abort()
+    assert sup.matches(r"second SIGTERM: killing the workers")
+    assert sup.matches(r"all workers stopped \(forced\)")
+
+
+@pytest.mark.asyncio
 async def test_sighup_reloads_every_worker(pki: PKI, tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     shutil.copy(pki.server_cert, cert)
