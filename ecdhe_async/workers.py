@@ -38,6 +38,7 @@ threads, which is what makes forking it safe.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -52,6 +53,7 @@ from typing import Any, Final, Literal
 
 from .certstore import CertStore
 from .errors import ConfigError
+from .loops import run as run_loop
 from .runner import serve, with_dev_certificate
 from .settings import ServerSettings
 
@@ -322,17 +324,17 @@ def _worker_main(
     foreign: list[Any],
 ) -> None:
     """A worker: its own loop and TLSServer; reports ready or its error to the supervisor."""
-    from .loops import run as run_loop
-
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
     for obj in foreign:
         obj.close()
 
-    def started(server: Any) -> None:
-        import asyncio
+    ready = False
 
+    def started(server: Any) -> None:
+        nonlocal ready
+        ready = True
         loop = asyncio.get_running_loop()
 
         def orphaned() -> None:  # the supervisor is gone: stop like on SIGTERM
@@ -345,6 +347,9 @@ def _worker_main(
     try:
         run_loop(serve(settings, handler, sock=sock, on_started=started), loop=settings.loop)
     except (ConfigError, ValueError) as exc:
+        if ready:  # not a setting: something broke while serving; restart like any crash
+            _report(status, f"{exc.__class__.__name__}: {exc}")
+            os._exit(EXIT_CRASH)
         _report(status, f"config: {exc}")
         os._exit(EXIT_CONFIG)
     except OSError as exc:
