@@ -73,7 +73,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .errors import CertificateError
+from ..errors import CertificateError
 
 if sys.platform != "win32":
     import fcntl
