@@ -386,7 +386,7 @@ def test_key_file_never_has_other_permissions(
 
     monkeypatch.setattr(os, "open", spy_open)
     monkeypatch.setattr(os, "replace", spy_replace)
-    create_self_signed_cert(tmp_path / "c.pem", key_path)
+    create_self_signed_cert(tmp_path / "c.pem", key_path, overwrite=True)
     monkeypatch.undo()
 
     creates = [(p, f, m) for p, f, m in opened if f & os.O_CREAT]
@@ -416,7 +416,7 @@ def test_failed_write_leaves_old_files_and_no_temp_files(
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(CertificateError, match=r"cannot write .*No space left"):
-        create_self_signed_cert(cert_path, key_path)
+        create_self_signed_cert(cert_path, key_path, overwrite=True)
     monkeypatch.undo()
     assert (cert_path.read_bytes(), key_path.read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pem", "k.pem"]
@@ -819,7 +819,7 @@ def _write_expired_cert(cert_path: Path, key_path: Path) -> None:
         )
         .sign(key, hashes.SHA256())
     )
-    write_certificate(cert_path, cert)
+    write_certificate(cert_path, cert, overwrite=True)
 
 
 def test_dev_certificate_creates_then_reuses(
@@ -876,7 +876,7 @@ def test_dev_certificate_regenerates(tmp_path: Path, damage: str) -> None:
     elif damage == "missing-key":
         key_path.unlink()
     elif damage == "other-key":
-        write_private_key(key_path, generate_private_key())
+        write_private_key(key_path, generate_private_key(), overwrite=True)
     elif damage == "readable-key":
         key_path.chmod(0o644)
     else:
