@@ -170,23 +170,56 @@ def create_self_signed_cert(
     ``0644``, both atomically. When either file exists, :class:`CertificateExistsError` is
     raised before anything is generated or written, unless ``overwrite`` is true.
     """
+    sans = _san_entries(hostnames)
+    return _issue_pair(
+        cert_file,
+        key_file,
+        common_name=common_name or _default_common_name(sans, "ecdhe_async self-signed"),
+        sans=sans,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        server=True,
+        key_type=key_type,
+        days=days,
+        key_password=key_password,
+        overwrite=overwrite,
+        issuer=None,
+    )
+
+
+def _issue_pair(
+    cert_file: StrPath,
+    key_file: StrPath,
+    *,
+    common_name: str,
+    sans: Sequence[x509.GeneralName],
+    usages: Sequence[x509.ObjectIdentifier],
+    server: bool,
+    key_type: KeyType,
+    days: int,
+    key_password: PasswordLike | None,
+    overwrite: bool,
+    issuer: tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes] | None,
+) -> tuple[Path, Path]:
+    """Check every argument and both paths, then generate a key, sign its leaf, write the pair.
+
+    Without an ``issuer`` (CA certificate, CA key) the leaf signs itself.
+    """
     cert_path, key_path = _distinct_paths(cert_file, key_file)
     _refuse_existing((key_path, cert_path), overwrite=overwrite)
     _check_key_type(key_type)
     _check_days(days)
     _password_bytes(key_password)  # fail on a bad password before generating anything
-    sans = _san_entries(hostnames)
-    subject = _name(common_name or _default_common_name(sans, "ecdhe_async self-signed"))
+    subject = _name(common_name)
     key = generate_private_key(key_type)
     cert = _sign_leaf(
         subject=subject,
         public_key=key,
         sans=sans,
-        usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
-        server=True,
+        usages=usages,
+        server=server,
         days=days,
-        issuer_key=key,
-        issuer_cert=None,
+        issuer_key=key if issuer is None else issuer[1],
+        issuer_cert=None if issuer is None else issuer[0],
     )
     return _write_pair(cert_path, cert, key_path, key, key_password, overwrite=overwrite)
 
@@ -323,16 +356,18 @@ class DevCA:
         Existing files are refused (:class:`CertificateExistsError`) unless ``overwrite``.
         """
         sans = _san_entries(hostnames)
-        return self._issue(
+        return _issue_pair(
             cert_file,
             key_file,
             common_name=common_name or _default_common_name(sans, "ecdhe_async server"),
             sans=sans,
+            usages=[ExtendedKeyUsageOID.SERVER_AUTH],
             server=True,
             key_type=key_type,
             days=days,
             key_password=key_password,
             overwrite=overwrite,
+            issuer=(self._cert, self._key),
         )
 
     def issue_client_cert(
@@ -353,48 +388,19 @@ class DevCA:
         servers that authorize clients by name; by default the certificate has no SAN.
         Existing files are refused (:class:`CertificateExistsError`) unless ``overwrite``.
         """
-        return self._issue(
+        return _issue_pair(
             cert_file,
             key_file,
             common_name=common_name,
             sans=_san_entries(hostnames, required=False),
+            usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
             server=False,
             key_type=key_type,
             days=days,
             key_password=key_password,
             overwrite=overwrite,
+            issuer=(self._cert, self._key),
         )
-
-    def _issue(
-        self,
-        cert_file: StrPath,
-        key_file: StrPath,
-        *,
-        common_name: str,
-        sans: Sequence[x509.GeneralName],
-        server: bool,
-        key_type: KeyType,
-        days: int,
-        key_password: PasswordLike | None,
-        overwrite: bool,
-    ) -> tuple[Path, Path]:
-        cert_path, key_path = _distinct_paths(cert_file, key_file)
-        _refuse_existing((key_path, cert_path), overwrite=overwrite)
-        _check_key_type(key_type)
-        _check_days(days)
-        _password_bytes(key_password)
-        key = generate_private_key(key_type)
-        cert = _sign_leaf(
-            subject=_name(common_name),
-            public_key=key,
-            sans=sans,
-            usages=[ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH],
-            server=server,
-            days=days,
-            issuer_key=self._key,
-            issuer_cert=self._cert,
-        )
-        return _write_pair(cert_path, cert, key_path, key, key_password, overwrite=overwrite)
 
     def __repr__(self) -> str:
         """Subject and fingerprint only: never key material."""
