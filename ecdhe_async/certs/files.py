@@ -1,8 +1,14 @@
 """Atomic file writing: private keys born ``0600``, certificates ``0644``, never half-written.
 
 Each file is staged in a temporary file created ``O_EXCL`` with its final mode in the same
-directory, fsynced, then renamed over the destination with :func:`os.replace`. A pair (key and
-certificate) is staged completely before either is renamed into place.
+directory, fsynced, then moved into place. A pair (key and certificate) is staged completely
+before either is moved.
+
+Nothing is overwritten unless the caller says ``overwrite=True``: every writer refuses an
+existing destination with :class:`CertificateExistsError` (naming the file) before it stages
+anything, and then moves each file with a hard link, which fails instead of replacing a file
+that appeared meanwhile; a key already placed is removed again, so no half pair is left. With
+``overwrite=True`` the move is :func:`os.replace`.
 """
 
 from __future__ import annotations
