@@ -38,6 +38,15 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _ExampleFormatter(_Formatter):
+    """Defaults shown; prose is wrapped, indented lines (the epilog's examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text  # a generator expression has no zero-argument super()
+        lines = text.splitlines()
+        return "\n".join(indent + x if x.startswith(" ") else fill(x, width, indent) for x in lines)
+
+
 def _common_tls(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML settings file")
     p.add_argument("--certfile", metavar="PEM", help="certificate chain (PEM)")
@@ -119,46 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--timeout", type=float, default=10.0, help="connect/handshake timeout (s)")
     conn.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
 
-    cert = sub.add_parser(
-        "cert",
-        help="create development certificates",
-        formatter_class=fmt,
-        description="Create a self-signed certificate, or a development CA and certificates "
-        "it issues (for mTLS). Private keys are written 0600.",
+    _add_cert(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="the ECDHE guide: key exchange, TLS, how it works",
+        formatter_class=_ExampleFormatter,
+        description="Walk through the ECDHE guide with live values: a raw key exchange over "
+        "loopback, a TLS handshake with a temporary certificate, and how ECDHE fits in TLS. "
+        "Shows sizes and fingerprints, never a key.",
+        epilog="example:\n  ecdhe-async demo --loop asyncio",
     )
-    cert_sub = cert.add_subparsers(dest="cert_command", required=True, metavar="KIND")
-    self_signed = cert_sub.add_parser("self-signed", help="a self-signed server certificate")
-    self_signed.add_argument("--out", default="server.crt", help="certificate file")
-    self_signed.add_argument("--key-out", default="server.key", help="private key file")
-    for p in (self_signed,):
-        _cert_options(p)
-    ca = cert_sub.add_parser("ca", help="a development CA")
-    ca.add_argument("--out", default="ca.crt", help="CA certificate file")
-    ca.add_argument("--key-out", default="ca.key", help="CA private key file")
-    ca.add_argument("--name", default="ecdhe_async dev CA", help="CA common name")
-    ca.add_argument("--key-type", default="ec-p256", choices=_key_types(), help="key type")
-    ca.add_argument("--days", type=int, default=3650, help="validity in days")
-    ca.add_argument(
-        "--key-password-env",
-        metavar="VAR",
-        help="encrypt the CA key with the password in this environment variable",
-    )
-    for kind in ("server", "client"):
-        leaf = cert_sub.add_parser(kind, help=f"a {kind} certificate issued by a dev CA")
-        leaf.add_argument("--ca", required=True, help="CA certificate file")
-        leaf.add_argument("--ca-key", required=True, help="CA private key file")
-        leaf.add_argument(
-            "--ca-password-env",
-            metavar="VAR",
-            help="the CA key's password is in this environment variable",
-        )
-        leaf.add_argument("--out", default=f"{kind}.crt", help="certificate file")
-        leaf.add_argument("--key-out", default=f"{kind}.key", help="private key file")
-        _cert_options(leaf)
-
-    demo = sub.add_parser("demo", help="the ECDHE guide: key exchange, TLS, how it works")
     demo.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
-    explain = sub.add_parser("explain", help="how ECDHE works in a TLS handshake")
+    explain = sub.add_parser(
+        "explain",
+        help="how ECDHE works in a TLS handshake",
+        formatter_class=_ExampleFormatter,
+        description="Explain step by step where ECDHE happens in a TLS 1.3 (and 1.2) handshake "
+        "and why it gives forward secrecy; --live annotates each step with what crossed the "
+        "wire in two real loopback handshakes.",
+        epilog="example:\n  ecdhe-async explain --live",
+    )
     explain.add_argument(
         "--live", action="store_true", help="annotate with a real loopback handshake"
     )
@@ -179,20 +168,101 @@ def _key_types() -> list[str]:
     return list(KEY_TYPES)
 
 
-def _cert_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--hostname",
-        action="append",
-        dest="hostnames",
-        help="subject alternative name (repeatable; default localhost, 127.0.0.1, ::1)",
+_CERT_KINDS: Final = {
+    # kind: (help, description, example)
+    "self-signed": (
+        "a self-signed server certificate",
+        "Create a self-signed server certificate and its private key (mode 0600). The "
+        "certificate is its own trust anchor: clients trust it with --ca-file.",
+        "ecdhe-async cert self-signed --hostname api.local\n"
+        "  ecdhe-async serve --certfile server.crt --keyfile server.key",
+    ),
+    "ca": (
+        "a development CA",
+        "Create a development certificate authority (certificate and 0600 key) that issues "
+        "the server and client certificates of a mutual-TLS setup.",
+        "ecdhe-async cert ca\n"
+        "  ecdhe-async cert server --ca ca.crt --ca-key ca.key --hostname api.local\n"
+        "  ecdhe-async cert client --ca ca.crt --ca-key ca.key --common-name alice",
+    ),
+    "server": (
+        "a server certificate issued by a dev CA",
+        "Issue a server certificate (serverAuth) signed by a development CA, with its 0600 "
+        "key. Clients trust the CA certificate (--ca-file ca.crt).",
+        "ecdhe-async cert server --ca ca.crt --ca-key ca.key --hostname api.local",
+    ),
+    "client": (
+        "a client certificate issued by a dev CA",
+        "Issue a client certificate (clientAuth) for mutual TLS, signed by a development CA, "
+        "with its 0600 key. Servers trust the CA (serve --ca-file ca.crt --client-auth "
+        "required).",
+        "ecdhe-async cert client --ca ca.crt --ca-key ca.key --common-name alice",
+    ),
+}
+
+
+def _add_cert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cert = sub.add_parser(
+        "cert",
+        help="create development certificates",
+        formatter_class=_ExampleFormatter,
+        description="Create a self-signed certificate, or a development CA and certificates "
+        "it issues (for mTLS). Private keys are written 0600; existing files are never "
+        "replaced without --force.",
+        epilog="example (mutual TLS):\n  " + _CERT_KINDS["ca"][2],
     )
-    p.add_argument("--common-name", help="subject common name")
+    cert_sub = cert.add_subparsers(dest="cert_command", required=True, metavar="KIND")
+    for kind, (summary, description, example) in _CERT_KINDS.items():
+        p = cert_sub.add_parser(
+            kind,
+            help=summary,
+            description=description,
+            epilog=f"example:\n  {example}",
+            formatter_class=_ExampleFormatter,
+        )
+        stem = "server" if kind == "self-signed" else kind
+        if kind in ("server", "client"):
+            p.add_argument("--ca", required=True, metavar="PEM", help="CA certificate file")
+            p.add_argument("--ca-key", required=True, metavar="PEM", help="CA private key file")
+            p.add_argument(
+                "--ca-password-env",
+                metavar="VAR",
+                help="the CA key's password is in this environment variable",
+            )
+        p.add_argument("--out", default=f"{stem}.crt", metavar="PEM", help="certificate file")
+        p.add_argument("--key-out", default=f"{stem}.key", metavar="PEM", help="private key file")
+        _cert_options(p, kind)
+
+
+def _cert_options(p: argparse.ArgumentParser, kind: str) -> None:
+    if kind == "ca":
+        p.add_argument("--name", default="ecdhe_async dev CA", help="CA common name")
+    else:
+        default_sans = "none" if kind == "client" else "localhost, 127.0.0.1, ::1"
+        p.add_argument(
+            "--hostname",
+            action="append",
+            dest="hostnames",
+            metavar="NAME",
+            help=f"subject alternative name, DNS name or IP (repeatable; default: {default_sans})",
+        )
+        if kind == "client":
+            p.add_argument(
+                "--common-name", default="ecdhe_async dev client", help="subject common name"
+            )
+        else:
+            p.add_argument("--common-name", help="subject common name (default: first hostname)")
     p.add_argument("--key-type", default="ec-p256", choices=_key_types(), help="key type")
-    p.add_argument("--days", type=int, default=365, help="validity in days")
+    p.add_argument(
+        "--days", type=int, default=3650 if kind == "ca" else 365, help="validity in days"
+    )
     p.add_argument(
         "--key-password-env",
         metavar="VAR",
         help="encrypt the private key with the password in this environment variable",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace the certificate and key files if they exist"
     )
 
 
@@ -295,30 +365,33 @@ def _issuer(cert: dict[str, Any] | None) -> str | None:
 
 
 def _cmd_cert(args: argparse.Namespace) -> int:
-    from .certs import DevCA, create_self_signed_cert, describe_certificate
+    from .certs import CertificateExistsError, DevCA, create_self_signed_cert, describe_certificate
 
     password = _password_from_env(getattr(args, "key_password_env", None))
     kind = args.cert_command
-    if kind == "ca":
-        ca = DevCA.create(args.name, key_type=args.key_type, days=args.days)
-        cert_path, key_path = ca.save(args.out, args.key_out, password)
-    else:
-        extra: dict[str, Any] = {"key_type": args.key_type, "days": args.days}
-        if args.hostnames:
-            extra["hostnames"] = args.hostnames
-        if args.common_name:
-            extra["common_name"] = args.common_name
-        if password:
-            extra["key_password"] = password
-        if kind == "self-signed":
-            cert_path, key_path = create_self_signed_cert(args.out, args.key_out, **extra)
+    paths: dict[str, Any] = {"cert_file": args.out, "key_file": args.key_out}
+    try:
+        if kind == "ca":
+            ca = DevCA.create(args.name, key_type=args.key_type, days=args.days)
+            cert_path, key_path = ca.save(**paths, password=password, overwrite=args.force)
         else:
-            ca = DevCA.load(args.ca, args.ca_key, _password_from_env(args.ca_password_env))
-            if kind == "server":
-                cert_path, key_path = ca.issue_server_cert(args.out, args.key_out, **extra)
+            extra: dict[str, Any] = {"key_type": args.key_type, "days": args.days}
+            if args.hostnames:
+                extra["hostnames"] = args.hostnames
+            if args.common_name:
+                extra["common_name"] = args.common_name
+            if password:
+                extra["key_password"] = password
+            extra.update(paths, overwrite=args.force)
+            if kind == "self-signed":
+                cert_path, key_path = create_self_signed_cert(**extra)
             else:
-                extra.pop("hostnames", None)
-                cert_path, key_path = ca.issue_client_cert(args.out, args.key_out, **extra)
+                ca = DevCA.load(args.ca, args.ca_key, _password_from_env(args.ca_password_env))
+                issue = ca.issue_server_cert if kind == "server" else ca.issue_client_cert
+                cert_path, key_path = issue(**extra)
+    except CertificateExistsError as exc:
+        print(f"ecdhe-async: {exc} (pass --force to replace it)", file=sys.stderr)
+        return EXIT_FAILURE
     rows = {"certificate": str(cert_path), "private key": f"{key_path} (mode 0600)"}
     rows.update(describe_certificate(cert_path).as_dict())
     width = max(map(len, rows))

@@ -320,7 +320,7 @@ async def test_demo_main_shows_live_values_never_secrets(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(ecdhe, "derive_key", derive_key)
     monkeypatch.setattr(ecdhe, "_generate_private_key", generate)
-    monkeypatch.setattr(certs, "generate_private_key", cert_key)
+    monkeypatch.setattr(certs.issue, "generate_private_key", cert_key)
     out = io.StringIO()
     await demo_main(out)
     output = out.getvalue()
