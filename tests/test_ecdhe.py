@@ -4,12 +4,14 @@ test_ecdhe_protocol.py, the asyncio layer over real sockets in test_ecdhe_stream
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import hashlib
 import hmac
 import pickle
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecdhe_async import groups
+from ecdhe_async import ecdhe, groups
 from ecdhe_async.ecdhe import (
     CURVES,
     DEFAULT_INFO_LABEL,
@@ -516,3 +518,44 @@ def test_over_long_info_label_is_rejected() -> None:
             responder_public=b"\x03" * 32,
             info_label=bytes(70_000),
         )
+
+
+# --- the package ---------------------------------------------------------------------------------
+
+PUBLIC_BEFORE_THE_SPLIT = {
+    "CURVES",
+    "DEFAULT_INFO_LABEL",
+    "MAX_FRAME_BODY",
+    "PROTOCOL_VERSION",
+    "PUBLIC_KEY_LENGTHS",
+    "Curve",
+    "EphemeralKeyPair",
+    "ExchangeResult",
+    "PeerPublicKey",
+    "SigningKey",
+    "VerifyKey",
+    "derive_key",
+    "exchange",
+    "fingerprint",
+    "load_peer_public_key",
+}
+
+
+def test_package_still_exports_every_public_name() -> None:
+    assert PUBLIC_BEFORE_THE_SPLIT <= set(ecdhe.__all__)
+    for name in ecdhe.__all__:
+        assert getattr(ecdhe, name) is not None
+
+
+@pytest.mark.parametrize("module", ["agreement", "auth", "protocol", "wire"])
+def test_sans_io_modules_import_no_io(module: str) -> None:
+    source = Path(ecdhe.__file__).with_name(f"{module}.py").read_text()
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert not imported & {"asyncio", "socket", "ssl", "selectors", "uvloop", "trio", "anyio"}

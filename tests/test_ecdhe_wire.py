@@ -40,6 +40,9 @@ def test_hello_wire_format() -> None:
     assert encode_message(Hello(Role.RESPONDER, "P-256", b"\x04")) == (
         b"\x01\x00\x09" + bytes([1, 2, 5]) + b"P-256" + b"\x04"
     )
+    assert decode(frame(HELLO, bytes([1, 2, 5]) + b"P-256" + b"\x04")) == [
+        Hello(Role.RESPONDER, "P-256", b"\x04")
+    ]
 
 
 def test_auth_wire_format() -> None:
@@ -270,3 +273,14 @@ def test_random_bytes_raise_only_our_protocol_error(
             decoder.feed(b"")
     else:
         assert decoder.done or not eof
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=80))
+def test_random_hello_bodies_decode_or_raise_our_protocol_error(body: bytes) -> None:
+    try:
+        (message,) = decode(frame(HELLO, body))
+    except RemoteExchangeError:
+        return
+    assert isinstance(message, Hello)
+    assert encode_message(message) == frame(HELLO, body)  # what decodes, re-encodes identically
