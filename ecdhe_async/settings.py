@@ -15,10 +15,13 @@ never echoed.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
+import re
 import tomllib
+from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -216,14 +219,19 @@ class _Settings(BaseSettings):
         given do not mask lower sources). Nested values are dicts, e.g. ``tls={"groups": [...]}``.
         """
         path = Path(config).expanduser() if config is not None else _env_path(cls.config_env)
-        if path is not None:
-            _check_toml(path)
+        toml = _check_toml(path) if path is not None else {}
+        explicit = {k: v for k, v in overrides.items() if v is not None}
+        origin = _Origin(cls, explicit, path, toml)
+        for name, hint in _unknown_env_vars(cls):
+            log.warning("ignoring unknown environment variable %s%s", name, hint)
         token = _config_file.set(path)
         try:
-            return cls(**{k: v for k, v in overrides.items() if v is not None})
+            return cls(**explicit)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-        except (SettingsError, ValueError) as exc:
+            raise ConfigError(format_validation_error(exc, origin)) from None
+        except SettingsError as exc:  # a value in the environment that is not valid JSON
+            raise ConfigError(origin.settings_error(exc)) from None
+        except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from None
         finally:
             _config_file.reset(token)
@@ -295,10 +303,10 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _check_toml(path: Path) -> None:
+def _check_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"invalid setting config: file '{path}' does not exist") from None
     except OSError as exc:
@@ -318,14 +326,118 @@ def _is_plain(value: object) -> bool:
     return isinstance(value, str | int | float | bool | Path)
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per error: ``invalid setting FIELD=VALUE: what is allowed``. Secrets are masked."""
+def key_password_hint(prefix: str = "ECDHE_ASYNC_") -> str:
+    """The ways to give an encrypted key's password, for error messages."""
+    flag = "`ecdhe-async serve --key-password-env VAR` (VAR holds the password), "
+    return (
+        f"give it with {flag if prefix == 'ECDHE_ASYNC_' else ''}the {prefix}TLS__KEY_PASSWORD "
+        "environment variable, or tls.key_password in the config file"
+    )
+
+
+class _Origin:
+    """Where a setting came from, for error messages: an argument, a variable or a file.
+
+    Precedence decides: explicit arguments beat the environment, which beats the TOML file.
+    """
+
+    def __init__(
+        self, cls: type[_Settings], explicit: dict[str, Any], path: Path | None, toml: Any
+    ) -> None:
+        self.cls = cls
+        self.explicit = explicit
+        self.path = path
+        self.toml = toml
+        self.prefix = str(cls.model_config.get("env_prefix", ""))
+
+    def of(self, loc: Sequence[str]) -> str:
+        """`` (from ENV_VAR)``, `` (in FILE)`` or ``""`` (an argument, or a default)."""
+        if not loc or _lookup(self.explicit, loc):
+            return ""
+        environ = {k.upper() for k in os.environ}
+        for end in range(len(loc), 0, -1):  # ECDHE_ASYNC_TLS__GROUPS, then ECDHE_ASYNC_TLS
+            name = self.prefix + "__".join(loc[:end]).upper()
+            if name in environ:
+                return f" (from {name})"
+        if self.path is not None and _lookup(self.toml, loc):
+            return f" (in {self.path})"
+        return ""
+
+    def unknown(self, loc: Sequence[str]) -> str:
+        """The message for an unknown key: where it is, and the closest known name."""
+        model: type[BaseModel] = self.cls
+        for part in loc[:-1]:
+            field = model.model_fields.get(part)
+            if field is None or not _is_model(field.annotation):
+                break
+            model = field.annotation  # type: ignore[assignment]
+        close = difflib.get_close_matches(loc[-1].lower(), model.model_fields, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "check the spelling"
+        return f"invalid setting {'.'.join(loc)}{self.of(loc)}: unknown setting; {hint}"
+
+    def settings_error(self, exc: SettingsError) -> str:
+        """pydantic-settings says 'error parsing value for field "tls"': name the variable."""
+        match = re.search(r'field "([^"]+)"', str(exc))
+        if match and "Env" in str(exc):
+            name = self.prefix + match.group(1).upper()
+            return f"invalid setting {match.group(1)} (from {name}): not valid JSON"
+        return f"invalid setting: {exc}"
+
+
+def _lookup(data: Any, loc: Sequence[str]) -> bool:
+    """Whether the nested dict *data* holds the key path *loc*."""
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _unknown_env_vars(cls: type[_Settings]) -> list[tuple[str, str]]:
+    """Variables with *cls*'s prefix that name no setting or table, each with a "did you mean".
+
+    Not errors, unlike unknown keys in a file or in arguments: other tools may share the prefix.
+    Other settings classes' prefixes (``ECDHE_ASYNC_CLIENT_``) and ``*_CONFIG`` are known.
+    """
+    prefix = str(cls.model_config.get("env_prefix", "")).upper()
+    others = [
+        str(sub.model_config.get("env_prefix", "")).upper() for sub in _Settings.__subclasses__()
+    ]
+    known = {sub.config_env.upper() for sub in _Settings.__subclasses__()}
+    known.update(prefix + name.upper() for name in cls.model_fields)
+    found = []
+    for var in sorted(os.environ):
+        upper = var.upper()
+        # ECDHE_ASYNC_TLS__GRUPS names a known table: pydantic reports the key inside as an error.
+        if not upper.startswith(prefix) or upper.partition("__")[0] in known:
+            continue
+        if any(o != prefix and o.startswith(prefix) and upper.startswith(o) for o in others):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1)
+        found.append((var, f" (did you mean {close[0]}?)" if close else ""))
+    return found
+
+
+def format_validation_error(exc: ValidationError, origin: _Origin | None = None) -> str:
+    """One line per error: ``invalid setting FIELD=VALUE: what is allowed``. Secrets are masked.
+
+    With *origin*, a value from the environment or a file says which variable or file it came
+    from, and an unknown key gets a "did you mean" suggestion.
+    """
     lines = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in err["loc"])
+        parts = [str(part) for part in err["loc"]]
+        loc = ".".join(parts)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            lines.append(f"invalid setting {loc}: unknown setting (check the spelling)")
+            if origin is not None and parts:
+                lines.append(origin.unknown(parts))
+            else:
+                lines.append(f"invalid setting {loc}: unknown setting (check the spelling)")
             continue
         value = err.get("input")
         cause = (err.get("ctx") or {}).get("error")
@@ -333,7 +445,10 @@ def format_validation_error(exc: ValidationError) -> str:
             loc = f"{loc}.{cause.field}" if loc else cause.field
             value = cause.value
             msg = str(cause)
-        if value is not None and _SECRET_FIELDS.intersection(loc.split(".")):
+        secret = _SECRET_FIELDS.intersection(loc.split("."))
+        if secret and value is None and "a password is required" in msg:
+            msg = f"{msg}: {key_password_hint(origin.prefix if origin else 'ECDHE_ASYNC_')}"
+        if value is not None and secret:
             shown = "'**********'"
         elif value is None and isinstance(cause, _FieldError):
             shown = "None"
@@ -342,5 +457,6 @@ def format_validation_error(exc: ValidationError) -> str:
         else:
             shown = repr(str(value)) if isinstance(value, Path) else repr(value)
         target = f"{loc or 'settings'}={shown}" if shown is not None else (loc or "settings")
-        lines.append(f"invalid setting {target}: {msg}")
+        where = origin.of(loc.split(".")) if origin is not None and loc else ""
+        lines.append(f"invalid setting {target}{where}: {msg}")
     return "\n".join(lines)
