@@ -18,7 +18,7 @@ import pytest
 
 from ecdhe_async.cli import main
 
-from .conftest import PKI, run_peer, s_client_echo
+from .conftest import PKI, Result, run_peer, s_client_echo
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
@@ -75,13 +75,40 @@ async def server_process(
             await proc.wait()
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment with a private cache dir (for the dev certificate)."""
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """The environment without ECDHE_ASYNC_* and with a private cache dir (dev certificate)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ECDHE_ASYNC_")}
     clean["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     clean["PYTHONPATH"] = str(ROOT)
     return clean
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment with a private cache dir (for the dev certificate)."""
+    return clean_env(tmp_path)
+
+
+async def run_program(
+    argv: Sequence[str], env: dict[str, str], *, cwd: Path = ROOT, deadline: float = 30
+) -> Result:
+    """Run a program to its end (bounded) in *cwd*; stdout and stderr merged."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), deadline)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(errors="replace"))
 
 
 @pytest.mark.asyncio

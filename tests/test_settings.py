@@ -157,8 +157,8 @@ def test_bad_group_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_groups_not_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECDHE_ASYNC_TLS__GROUPS", '["X25519",')
     assert config_error(ServerSettings) == [
-        "invalid setting tls.groups='[\"X25519\",' (from ECDHE_ASYNC_TLS__GROUPS): not a JSON list: '[\"X25519\",' (use a list "
-        "or 'A,B,C')"
+        "invalid setting tls.groups='[\"X25519\",' (from ECDHE_ASYNC_TLS__GROUPS): not a JSON "
+        "list: '[\"X25519\",' (use a list or 'A,B,C')"
     ]
 
 
