@@ -43,19 +43,26 @@ class Proc:
         return await asyncio.wait_for(self.proc.wait(), 20)
 
 
+async def spawn(
+    argv: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    stdout: int = asyncio.subprocess.PIPE,
+    stderr: int = asyncio.subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """Start *argv* in *cwd* with *env* and no stdin."""
+    return await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=cwd
+    )
+
+
 @asynccontextmanager
 async def server_process(
     argv: Sequence[str], env: dict[str, str], *, cwd: Path = ROOT
 ) -> AsyncIterator[Proc]:
     """Start a server subprocess and wait (bounded) for its `listening on` line."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
+    proc = await spawn(argv, env, cwd, stdout=asyncio.subprocess.DEVNULL)
     lines: list[str] = []
     try:
         assert proc.stderr is not None
@@ -93,14 +100,7 @@ async def run_program(
     argv: Sequence[str], env: dict[str, str], *, cwd: Path = ROOT, deadline: float = 30
 ) -> Result:
     """Run a program to its end (bounded) in *cwd*; stdout and stderr merged."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-    )
+    proc = await spawn(argv, env, cwd, stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), deadline)
     finally:
