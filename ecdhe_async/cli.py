@@ -277,6 +277,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
         logging.getLogger().setLevel(settings.log_level.upper())
         run_server(settings)
+    except OSError as exc:  # cannot listen: the runner's message names the address
+        if exc.errno is None and not str(exc).startswith("cannot listen on"):
+            raise
+        print(f"ecdhe-async: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except (ConfigError, CertificateError) as exc:
         text = str(exc)
         if "a password is required" in text and "--key-password-env" not in text:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.metadata
 import logging
 import os
@@ -80,7 +81,10 @@ async def serve(settings: ServerSettings, handler: Any = None) -> None:
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
     try:
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:  # the port is taken, the address is not ours, a name unknown
+            raise OSError(exc.errno, _listen_failure(settings, exc)) from None
         stop_hint = "press Ctrl-C to stop" if signal.SIGINT in installed else "stop the process"
         log.info("server process %d on the %s loop (%s)", os.getpid(), loop_name(loop), stop_hint)
         await stop.wait()
@@ -88,6 +92,21 @@ async def serve(settings: ServerSettings, handler: Any = None) -> None:
         await server.aclose()
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _listen_failure(settings: ServerSettings, exc: OSError) -> str:
+    """``cannot listen on 127.0.0.1:8443: address already in use (...)``."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    reason = exc.strerror or str(exc)
+    if ": " in reason and reason.startswith("error while attempting to bind"):
+        reason = reason.rpartition(": ")[2]  # asyncio's "error while attempting to bind on ..."
+    hints = {
+        errno.EADDRINUSE: " (is another server running there? choose another port with --port)",
+        errno.EACCES: " (ports below 1024 need privileges: choose a port >= 1024)",
+        errno.EADDRNOTAVAIL: " (not an address of this machine: try 127.0.0.1 or 0.0.0.0)",
+    }
+    hint = hints.get(exc.errno or 0, "")
+    return f"cannot listen on {host}:{settings.port}: {reason.lower()}{hint}"
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:

@@ -74,9 +74,12 @@ def main() -> int:
         settings = ServerSettings.load(args.config)
         logging.getLogger().setLevel(settings.log_level.upper())
         run_server(settings, KeyValueHandler)  # built with from_settings()
-    except (ConfigError, OSError) as exc:  # a bad setting, the port already in use, ...
+    except ConfigError as exc:  # a bad setting
         print(f"custom_handler: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return 2
+    except OSError as exc:  # the port already in use, ...
+        print(f"custom_handler: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -38,7 +38,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # e.g. the port is already in use
-        print(f"echo_server: {exc}", file=sys.stderr)
+        print(f"echo_server: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -205,6 +206,19 @@ async def test_encrypted_key_password_from_an_environment_variable(
     async with server_process([*SERVE, *pair, "--key-password-env", "SERVER_KEY_PASSWORD"], env):
         pass
     assert password not in build_parser().format_help()
+
+
+def test_port_in_use_names_the_address(env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = cli("serve", "--port", str(port), env=env)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"ecdhe-async: cannot listen on 127.0.0.1:{port}: address already in use (is another "
+        "server running there? choose another port with --port)"
+    )
 
 
 # -- 13: start and stop lines ----------------------------------------------------------------
