@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _global_options(parser, default=None)
+    _global_options(parser, default=None, command=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = _Formatter
 
@@ -100,11 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop; auto = uvloop when installed (default: auto)",
     )
     serve.add_argument(
-        "--client-auth", choices=get_args(ClientAuth), help="client certificates (default: none)"
+        "--client-auth",
+        choices=get_args(ClientAuth),
+        help="client certificates, checked against --ca-file (default: none)",
     )
     serve.add_argument(
         "--max-connections",
         type=int,
+        metavar="N",
         help=f"limit on connections (default: {d['max_connections'].default})",
     )
     serve.add_argument(
@@ -187,17 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _global_options(p: argparse.ArgumentParser, *, default: Any) -> None:
+def _global_options(p: argparse.ArgumentParser, *, default: Any, command: str | None) -> None:
     """Options valid before and after the command: ``--log-level debug serve`` works too."""
+    if command is None:
+        level = "info for serve, warning otherwise"
+    else:
+        level = "the log_level setting, info" if command == "serve" else "warning"
     p.add_argument(
         "--log-level",
         default=default,
         choices=get_args(LogLevel),
-        help="log level (default: info for serve, warning otherwise)",
+        help=f"log level (default: {level})",
     )
 
 
-def _accept_global_options(parser: argparse.ArgumentParser) -> None:
+def _accept_global_options(parser: argparse.ArgumentParser, command: str | None = None) -> None:
     """Add the global options to every (sub)command, however deeply nested.
 
     On a subcommand they default to ``SUPPRESS``, so that a value given before the command is
@@ -205,9 +212,9 @@ def _accept_global_options(parser: argparse.ArgumentParser) -> None:
     """
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for subparser in action.choices.values():
-                _global_options(subparser, default=argparse.SUPPRESS)
-                _accept_global_options(subparser)
+            for name, subparser in action.choices.items():
+                _global_options(subparser, default=argparse.SUPPRESS, command=command or name)
+                _accept_global_options(subparser, command or name)
 
 
 def _key_types() -> list[str]:
