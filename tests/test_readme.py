@@ -1,9 +1,9 @@
 """The README's samples run as written, in order, in a fresh directory.
 
 The certificates come from the README's own ``cert`` commands; each Python block runs as a
-program of its own. The samples use port 8443; here the server block binds port 0 instead
-(the OS chooses, the log line says which) and the client block connects to that port, so the
-test never collides with anything listening on 8443.
+program of its own, and so do the mutual-TLS ``serve``/``connect`` lines. The samples use ports
+8443 and 9443; here the servers bind port 0 instead (the OS chooses, the log line says which)
+and the clients connect to that port, so the test never collides with anything on this machine.
 """
 
 from __future__ import annotations
@@ -28,15 +28,20 @@ def blocks(language: str) -> list[str]:
     return [m.group(2) for m in FENCE.finditer(README.read_text()) if m.group(1) == language]
 
 
-def cert_commands() -> list[list[str]]:
-    """The README's ``ecdhe-async cert ...`` lines, as argv for this interpreter."""
+def commands(command: str, *must: str) -> list[list[str]]:
+    """The README's ``ecdhe-async COMMAND ...`` lines with all of *must*, as argv to run here."""
     found = []
     for block in blocks("sh"):
         for line in block.splitlines():
             argv = shlex.split(line, comments=True)
-            if argv[:2] == [CLI, "cert"]:
+            if argv[:2] == [CLI, command] and all(word in argv for word in must):
                 found.append([sys.executable, "-m", "ecdhe_async", *argv[1:]])
     return found
+
+
+def cert_commands() -> list[list[str]]:
+    """The README's ``ecdhe-async cert ...`` lines."""
+    return commands("cert")
 
 
 def test_readme_has_the_samples_this_test_runs() -> None:
@@ -74,10 +79,25 @@ async def test_readme_samples_run_in_sequence(tmp_path: Path) -> None:
     assert "Traceback" not in log
     assert "KeyboardInterrupt" not in log
 
+    # The mutual-TLS pair, on a port the OS chooses instead of 9443.
+    (serve,) = commands("serve", "--client-auth")
+    (connect,) = commands("connect", "client.crt")
+    async with server_process(_port(serve, "0"), env, cwd=tmp_path) as srv:
+        hello = await run_program(_port(connect, str(srv.port)), env, cwd=tmp_path)
+        assert hello.returncode == 0, hello.output
+        assert re.search(r"reply\s+hi", hello.output)
+        assert await srv.stop() == 0
+
     (tmp_path / "lifecycle.py").write_text(lifecycle_code)
     own = await run_program([sys.executable, "lifecycle.py"], env, cwd=tmp_path)
     assert own.returncode == 0, own.output
     assert "X25519 b'one line\\n'" in own.output
+
+
+def _port(argv: list[str], port: str) -> list[str]:
+    """*argv* with 9443 (the README's port) replaced by *port*."""
+    assert "9443" in argv
+    return [port if arg == "9443" else arg for arg in argv]
 
 
 def _classify(python: list[str]) -> tuple[str, str, str]:
