@@ -15,17 +15,11 @@ from collections.abc import Sequence
 from typing import Any, Final, get_args
 
 from . import __version__
+from ._setting_errors import key_password_hint
 from .errors import CertificateError, ConfigError, HandshakeError
 from .loops import LoopName
 from .loops import run as run_loop
-from .settings import (
-    ClientAuth,
-    ClientSettings,
-    LogLevel,
-    Profile,
-    ServerSettings,
-    key_password_hint,
-)
+from .settings import ClientAuth, ClientSettings, LogLevel, Profile, ServerSettings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
 
