@@ -37,6 +37,8 @@ FailureKind: TypeAlias = Literal[
 #: The longest we wait for the server's close after our close_notify (bounded; never an error).
 CLOSE_WAIT: Final = 1.0
 _READ_SIZE: Final = 65536
+#: How much of a non-TLS answer the reason quotes.
+_SAMPLE: Final = 24
 # First byte of a TLS record: change_cipher_spec, alert, handshake, application_data, heartbeat.
 _TLS_CONTENT_TYPES: Final = frozenset(range(20, 25))
 
@@ -158,7 +160,8 @@ async def _drive(
         if len(received) < 2:
             received += chunk[:2]
             if not _looks_like_tls(received[:2]):
-                raise Failure("not_tls", f"the server does not speak TLS (it sent {received!r})")
+                sample = (received + chunk[2:])[:_SAMPLE]
+                raise Failure("not_tls", f"the server does not speak TLS (it sent {sample!r})")
         incoming.write(chunk)
     if data := outgoing.read():
         await _send(writer, data)
