@@ -104,105 +104,107 @@ async def handshake(
     except TimeoutError:
         raise Failure("timeout", f"no answer within {target.timeout:g} s") from None
     try:
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         name = server_hostname or target.servername
-        obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name, session=session)
+        conn = _Conn(reader, writer, ctx, name, session)
         try:
             async with asyncio.timeout_at(deadline):
-                await _drive(reader, writer, obj, incoming, outgoing)
+                await conn.drive()
         except TimeoutError:
             raise Failure("timeout", f"no answer within {target.timeout:g} s") from None
-        negotiated = _negotiated(obj)
-        await _goodbye(reader, writer, obj, incoming, outgoing)
-        return Handshake(negotiated, obj.session, obj.getpeercert(binary_form=True))
+        negotiated = conn.negotiated()
+        await conn.goodbye()
+        return Handshake(negotiated, conn.obj.session, conn.obj.getpeercert(binary_form=True))
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
             await asyncio.wait_for(writer.wait_closed(), CLOSE_WAIT)
 
 
-async def _drive(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    obj: ssl.SSLObject,
-    incoming: ssl.MemoryBIO,
-    outgoing: ssl.MemoryBIO,
-) -> None:
-    received = b""
-    sent = False
-    while True:
+class _Conn:
+    """A TCP stream and the ``SSLObject`` driven over it through two memory BIOs."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ctx: ssl.SSLContext,
+        server_hostname: str | None,
+        session: ssl.SSLSession | None,
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(
+            self.incoming, self.outgoing, server_hostname=server_hostname, session=session
+        )
+
+    async def drive(self) -> None:
+        """Pump bytes until the handshake completes; classify every way it can fail."""
+        received = b""
+        sent = False
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLCertVerificationError as exc:
+                raise Failure("untrusted", exc.verify_message or _ssl_reason(exc)) from None
+            except ssl.SSLError as exc:
+                if not sent:  # nothing left our side: this OpenSSL could not make the offer
+                    raise Failure("local", _ssl_reason(exc)) from None
+                if not _looks_like_tls(received[:2]):
+                    reason = f"the server does not speak TLS ({_ssl_reason(exc)})"
+                    raise Failure("not_tls", reason) from None
+                raise Failure("refused", _ssl_reason(exc)) from None
+            if data := self.outgoing.read():
+                sent = True
+                await self._send(data)
+            try:
+                chunk = await self.reader.read(_READ_SIZE)
+            except OSError as exc:
+                raise Failure("refused", f"connection lost during the handshake: {exc}") from None
+            if not chunk:
+                when = "without answering" if not received else "during the handshake"
+                raise Failure("refused", f"the server closed the connection {when}")
+            if len(received) < 2:
+                received += chunk[:2]
+                if not _looks_like_tls(received[:2]):
+                    sample = (received + chunk[2:])[:_SAMPLE]
+                    reason = f"the server does not speak TLS (it sent {sample!r})"
+                    raise Failure("not_tls", reason)
+            self.incoming.write(chunk)
+        if data := self.outgoing.read():
+            await self._send(data)
+
+    def negotiated(self) -> Negotiated:
+        """What the completed handshake settled on."""
+        cipher = self.obj.cipher()
+        group = _openssl.negotiated_group(self.obj)
+        return Negotiated(
+            version=self.obj.version() or "?",
+            cipher=cipher[0] if cipher else "?",
+            group=None if group is None else by_openssl_name(group),
+            resumed=self.obj.session_reused,
+        )
+
+    async def _send(self, data: bytes) -> None:
         try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLCertVerificationError as exc:
-            raise Failure("untrusted", exc.verify_message or _ssl_reason(exc)) from None
-        except ssl.SSLError as exc:
-            if not sent:
-                raise Failure("local", _ssl_reason(exc)) from None
-            if not _looks_like_tls(received[:2]):
-                raise Failure(
-                    "not_tls", f"the server does not speak TLS ({_ssl_reason(exc)})"
-                ) from None
-            raise Failure("refused", _ssl_reason(exc)) from None
-        if data := outgoing.read():
-            sent = True
-            await _send(writer, data)
-        try:
-            chunk = await reader.read(_READ_SIZE)
+            self.writer.write(data)
+            await self.writer.drain()
         except OSError as exc:
             raise Failure("refused", f"connection lost during the handshake: {exc}") from None
-        if not chunk:
-            if not received:
-                raise Failure("refused", "the server closed the connection without answering")
-            raise Failure("refused", "the server closed the connection during the handshake")
-        if len(received) < 2:
-            received += chunk[:2]
-            if not _looks_like_tls(received[:2]):
-                sample = (received + chunk[2:])[:_SAMPLE]
-                raise Failure("not_tls", f"the server does not speak TLS (it sent {sample!r})")
-        incoming.write(chunk)
-    if data := outgoing.read():
-        await _send(writer, data)
 
-
-def _negotiated(obj: ssl.SSLObject) -> Negotiated:
-    cipher = obj.cipher()
-    group = _openssl.negotiated_group(obj)
-    return Negotiated(
-        version=obj.version() or "?",
-        cipher=cipher[0] if cipher else "?",
-        group=None if group is None else by_openssl_name(group),
-        resumed=obj.session_reused,
-    )
-
-
-async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
-    try:
-        writer.write(data)
-        await writer.drain()
-    except OSError as exc:
-        raise Failure("refused", f"connection lost during the handshake: {exc}") from None
-
-
-async def _goodbye(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    obj: ssl.SSLObject,
-    incoming: ssl.MemoryBIO,
-    outgoing: ssl.MemoryBIO,
-) -> None:
-    """close_notify, then read (bounded) until the server closes: tickets arrive on the way."""
-    with contextlib.suppress(ssl.SSLError, OSError, TimeoutError):
-        with contextlib.suppress(ssl.SSLWantReadError):
-            obj.unwrap()
-        writer.write(outgoing.read())
-        async with asyncio.timeout(CLOSE_WAIT):
-            while chunk := await reader.read(_READ_SIZE):
-                incoming.write(chunk)
-                try:
-                    obj.unwrap()
-                    return  # the server's close_notify
-                except ssl.SSLWantReadError:
-                    continue
+    async def goodbye(self) -> None:
+        """close_notify, then read (bounded) until the server closes: tickets arrive meanwhile."""
+        with contextlib.suppress(ssl.SSLError, OSError, TimeoutError):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                self.obj.unwrap()
+            self.writer.write(self.outgoing.read())
+            async with asyncio.timeout(CLOSE_WAIT):
+                while chunk := await self.reader.read(_READ_SIZE):
+                    self.incoming.write(chunk)
+                    try:
+                        self.obj.unwrap()
+                        return  # the server's close_notify
+                    except ssl.SSLWantReadError:
+                        continue
