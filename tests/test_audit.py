@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import socket
@@ -25,7 +26,7 @@ import pytest
 
 from ecdhe_async.audit import AuditReport, ProbeResult, audit
 from ecdhe_async.audit.command import parse_target
-from ecdhe_async.audit.render import render_json, render_table
+from ecdhe_async.audit.render import Progress, render_json, render_table, use_colour
 from ecdhe_async.errors import ConfigError
 
 from .conftest import OPENSSL, PKI, running_server, server_settings
@@ -414,3 +415,60 @@ def test_probe_contexts_stay_out_of_our_server_and_client() -> None:
         cwd=ROOT,
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.asyncio
+async def test_probes_without_answer_give_no_all_clear(pki: PKI) -> None:
+    """Fail closed: if probes time out, "forward-secret only" is not claimed (exit code 2)."""
+    gate = asyncio.Event()
+    accepted = 0
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        dst.close()
+
+    async def first_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        if accepted > 1:  # every probe after the first: silence
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gate.wait(), 30)
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
+        async with asyncio.timeout(30):
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async with running_server(server_settings(pki)) as server, listener(first_only) as port:
+        upstream = server.port
+        report = await asyncio.wait_for(audit("127.0.0.1", port, timeout=0.5), 30)
+        gate.set()
+    assert report.defaults is not None  # the first probe went through to our server
+    assert report.exit_code == 2
+    assert report.error is not None
+    assert report.error.startswith("incomplete: ")
+    assert report.verdict.startswith(f"cannot audit 127.0.0.1:{port}: incomplete")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_and_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    tty, pipe = _Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        progress = Progress(stream)
+        progress(3, 30)
+        progress.clear()
+    assert "[3/30]" in tty.getvalue()
+    assert tty.getvalue().endswith("\r\x1b[K")
+    assert pipe.getvalue() == ""
+    assert use_colour(tty)
+    assert not use_colour(pipe)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not use_colour(tty)

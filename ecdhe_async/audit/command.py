@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
         progress.clear()
     if args.json:
         sys.stdout.write(render_json(report))
-    elif report.error is None:
+    elif report.probes:
         sys.stdout.write(render_table(report, colour=use_colour(sys.stdout)))
     if report.error is not None:  # the one-line reason
         sys.stderr.write(f"ecdhe-async: {report.verdict}\n")

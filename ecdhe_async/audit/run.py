@@ -108,13 +108,14 @@ async def audit(
         verified = tg.create_task(_verify(target, ca_file, insecure, limit))
     tick()
     rows = tuple(row for task in tasks for row in task.result())
+    error = _incomplete(rows)
     if isinstance(defaults, Failure):
         default_row = failed_row(
             "defaults", DEFAULTS_SECTION, "stock client (OpenSSL defaults)", defaults, "info"
         )
         if not any(row.outcome == "accepted" for row in rows):
             return report(rows, error=f"no TLS handshake succeeded ({defaults.reason})")
-        return report((default_row, *rows))
+        return report((default_row, *rows), error)
     got = defaults.negotiated
     default_row = ProbeResult(
         "defaults",
@@ -126,7 +127,19 @@ async def audit(
         got,
     )
     cert = _certificate(defaults, *verified.result())
-    return report((default_row, *rows, *_certificate_rows(cert)), None, got, cert)
+    return report((default_row, *rows, *_certificate_rows(cert)), error, got, cert)
+
+
+def _incomplete(rows: tuple[ProbeResult, ...]) -> str | None:
+    """Fail closed: a probe that got no answer could have hidden a failure, so no "all clear"."""
+    silent = [row for row in rows if row.outcome == "error"]
+    if not silent or any(row.finding == "fail" for row in rows):
+        return None  # complete, or already not forward-secret whatever the silent probes hide
+    names = ", ".join(row.name for row in silent[:3]) + (", …" if len(silent) > 3 else "")
+    return (
+        f"incomplete: {len(silent)} probe(s) got no answer ({names}: {silent[0].detail}); "
+        "no verdict (try a longer --timeout)"
+    )
 
 
 async def _verify(
