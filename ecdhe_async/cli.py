@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--live", action="store_true", help="annotate with a real loopback handshake"
     )
     explain.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+    _add_audit(sub)
     bench = sub.add_parser(
         "bench",
         help="load-test a TLS server (handshakes or throughput)",
@@ -170,27 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "side-by-side comparison that `make bench` runs.",
     )
     _add_bench(bench)
-    _add_audit(sub)
     return parser
-
-
-def _add_audit(sub: Any) -> None:
-    aud = sub.add_parser(
-        "audit",
-        help="is a TLS server forward-secret only? (exit 0 yes, 1 no, 2 could not tell)",
-        formatter_class=_Formatter,
-        description="Probe any TLS server with real handshakes (TLS 1.3 groups one by one, "
-        "TLS 1.2 key-exchange classes, legacy versions, resumption) and give a verdict.",
-    )
-    aud.add_argument("target", metavar="HOST[:PORT]", help="server to audit (default port 443)")
-    aud.add_argument("--servername", help="SNI and name to verify (default: HOST)")
-    aud.add_argument("--json", action="store_true", help="print the report as JSON")
-    aud.add_argument("--timeout", type=float, default=5.0, help="per-probe timeout (s)")
-    aud.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify against")
-    aud.add_argument(
-        "--insecure", action="store_true", help="skip the certificate check (kex is tested anyway)"
-    )
-    aud.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
 
 
 def _key_types() -> list[str]:
@@ -376,6 +357,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     code: int = bench_main(args)
     return code
+
+
+def _add_audit(sub: Any) -> None:
+    aud = sub.add_parser(
+        "audit",
+        help="is a TLS server forward-secret only? (exit 0 yes, 1 no, 2 could not tell)",
+        formatter_class=_Formatter,
+        description="Probe any TLS server with real handshakes (TLS 1.3 groups one by one, "
+        "TLS 1.2 key-exchange classes, legacy versions, resumption) and give a verdict.",
+    )
+    aud.add_argument("target", metavar="HOST[:PORT]", help="server to audit (default port 443)")
+    aud.add_argument("--servername", help="SNI and name to verify (default: HOST)")
+    aud.add_argument("--json", action="store_true", help="print the report as JSON")
+    aud.add_argument("--timeout", type=float, default=5.0, help="per-probe timeout (s)")
+    aud.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify against")
+    aud.add_argument(
+        "--insecure", action="store_true", help="skip the certificate check (kex is tested anyway)"
+    )
+    aud.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
