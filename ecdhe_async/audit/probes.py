@@ -50,7 +50,7 @@ Probe = Callable[[Target], Awaitable[list[ProbeResult]]]
 #: Judges an accepted handshake: (finding, verdict phrase or None, note for the table).
 Judge = Callable[[Negotiated], tuple[Finding, Problem | None, str]]
 
-_FFDHE_13: Final = Problem("accepts FFDHE in TLS 1.3")
+_FFDHE_13: Final = "accepts FFDHE in TLS 1.3"
 _RESUMES_12: Final = "resumes TLS 1.2 sessions without a new key exchange"
 
 
@@ -121,7 +121,7 @@ class _Single:
 def _group_alone(group: Group) -> _Single:
     def judge(got: Negotiated) -> tuple[Finding, Problem | None, str]:
         if group.kind == "ffdhe":
-            return "fail", Problem(_FFDHE_13.text, group.name), "finite-field DH"
+            return "fail", Problem(_FFDHE_13, group.name), "finite-field DH"
         return "ok", None, ""
 
     offer = Offer(minimum=V13, groups=(group,))
@@ -133,8 +133,10 @@ def _group_alone(group: Group) -> _Single:
 
 def _preference(first: Group, second: Group) -> _Single:
     def judge(got: Negotiated) -> tuple[Finding, Problem | None, str]:
-        picked = lookup(got.group or "")
-        if picked is None or picked.kind != "ffdhe":
+        picked = None if got.group is None else lookup(got.group)
+        if picked is None:  # no way to read the group on this Python: say so, claim nothing
+            return "info", None, "negotiated group unknown"
+        if picked.kind != "ffdhe":
             return "ok", None, "the server picks ECDHE"
         if first.kind == "ffdhe":
             return "info", None, "the server takes the client's first choice"
