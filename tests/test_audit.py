@@ -215,6 +215,16 @@ async def test_own_server_is_forward_secret_only(pki: PKI, cert: str, profile: s
 
 
 @pytest.mark.asyncio
+async def test_cli_over_ipv6_loopback(pki: PKI) -> None:
+    async with running_server(server_settings(pki, host="::1")) as server:
+        port = server.port
+        ran = await run_cli(f"[::1]:{port}", "--ca-file", str(pki.ca))
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.out.startswith(f"audit of [::1]:{port}\n")
+    assert "✓ trust" in ran.out  # the certificate's IP:::1 SAN matched
+
+
+@pytest.mark.asyncio
 async def test_cli_against_our_serve_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECDHE_ASYNC_")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
@@ -328,6 +338,11 @@ def test_closed_port_exits_2() -> None:
     assert ran.out == ""
     assert ran.err.count("\n") == 1
     assert "cannot connect: connection refused" in ran.err
+    as_json = run_cli_sync(f"127.0.0.1:{closed_port()}", "--json")
+    data = json.loads(as_json.out)
+    assert as_json.code == data["exit_code"] == 2
+    assert data["forward_secret_only"] is None
+    assert data["error"] == "cannot connect: connection refused"
 
 
 @pytest.mark.asyncio

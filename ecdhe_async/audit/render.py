@@ -74,7 +74,7 @@ def render_table(report: AuditReport, *, colour: bool = False) -> str:
         lines.append(f"not tested here: {len(report.not_tested)} probe(s) — see '?' rows")
     if report.warnings:
         lines.append("warnings: " + summarize(p.problem for p in report.warnings))
-    lines.append(f"finished in {report.duration:.1f} s")
+    lines.append(f"finished in {report.duration:.1f} s (probes made with {report.openssl})")
     finding: Finding = "fail" if report.exit_code else "ok"
     lines.append(_paint(report.verdict, finding, colour))
     return "\n".join(lines) + "\n"

@@ -6,14 +6,15 @@ connection broke). Its *finding* is what that means for forward secrecy: ``fail`
 without a fresh ephemeral EC key exchange is possible), ``warn`` (worth fixing, but every session
 is still forward-secret), ``ok``, ``info``, or ``not_tested`` — which is never counted as a pass.
 
-Pure data: no I/O, no OpenSSL. :func:`ecdhe_async.audit.audit` fills it in.
+Pure data: no I/O, no OpenSSL calls. :func:`ecdhe_async.audit.audit` fills it in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 __all__ = [
@@ -118,8 +119,8 @@ class AuditReport:
     certificate: CertificateReport | None = None
     #: Why the audit could not judge the server (unreachable, not TLS, no handshake at all).
     error: str | None = None
-    #: Notes about the audit itself (e.g. what this OpenSSL cannot offer).
-    notes: tuple[str, ...] = field(default=())
+    #: The OpenSSL that made the probes (what it cannot offer is "not tested").
+    openssl: str = ssl.OPENSSL_VERSION
 
     @property
     def failures(self) -> tuple[ProbeResult, ...]:
