@@ -58,14 +58,20 @@ class Ran:
 
 
 async def run_cli(*args: str, deadline: float = 60) -> Ran:
-    """``python -m ecdhe_async audit ARGS`` as a subprocess (stdout is a pipe: no colour)."""
+    """``python -m ecdhe_async audit ARGS`` as a subprocess (stdout is a pipe: no colour).
+
+    The subprocess runs on the same kind of loop as the test (``--loop``).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECDHE_ASYNC_")}
     env["PYTHONPATH"] = str(ROOT)
+    uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "ecdhe_async",
         "audit",
+        "--loop",
+        "uvloop" if uvloop else "asyncio",
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
