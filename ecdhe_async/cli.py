@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--live", action="store_true", help="annotate with a real loopback handshake"
     )
     explain.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+    _add_audit(sub)
     bench = sub.add_parser(
         "bench",
         help="load-test a TLS server (handshakes or throughput)",
@@ -482,6 +483,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
+def _add_audit(sub: Any) -> None:
+    aud = sub.add_parser(
+        "audit",
+        help="is a TLS server forward-secret only? (exit 0 yes, 1 no, 2 could not tell)",
+        formatter_class=_Formatter,
+        description="Probe any TLS server with real handshakes (TLS 1.3 groups one by one, "
+        "TLS 1.2 key-exchange classes, legacy versions, resumption) and give a verdict.",
+    )
+    aud.add_argument("target", metavar="HOST[:PORT]", help="server to audit (default port 443)")
+    aud.add_argument("--servername", help="SNI and name to verify (default: HOST)")
+    aud.add_argument("--json", action="store_true", help="print the report as JSON")
+    aud.add_argument("--timeout", type=float, default=5.0, help="per-probe timeout (s)")
+    aud.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify against")
+    aud.add_argument(
+        "--insecure", action="store_true", help="skip the certificate check (kex is tested anyway)"
+    )
+    aud.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .audit.command import main as audit_main
+
+    return audit_main(args)
+
+
 _COMMANDS: Final = {
     "serve": _cmd_serve,
     "connect": _cmd_connect,
@@ -489,6 +515,7 @@ _COMMANDS: Final = {
     "demo": _cmd_demo,
     "explain": _cmd_explain,
     "bench": _cmd_bench,
+    "audit": _cmd_audit,
 }
 
 
