@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
 
 from .certs import dev_certificate
+from .handlers import HandlerSpec
 from .loops import run as run_loop
 from .server import TLSServer
 from .settings import ServerSettings
@@ -42,7 +42,7 @@ def with_dev_certificate(settings: ServerSettings) -> ServerSettings:
     return settings.model_copy(update={"tls": tls})
 
 
-async def serve(settings: ServerSettings, handler: Any = None) -> None:
+async def serve(settings: ServerSettings, handler: HandlerSpec | None = None) -> None:
     """Serve until SIGTERM/SIGINT: the first signal stops gracefully, a second SIGINT at once."""
     server = TLSServer(with_dev_certificate(settings), handler)
     loop = asyncio.get_running_loop()
@@ -73,6 +73,6 @@ async def serve(settings: ServerSettings, handler: Any = None) -> None:
             loop.remove_signal_handler(signum)
 
 
-def run_server(settings: ServerSettings, handler: Any = None) -> None:
+def run_server(settings: ServerSettings, handler: HandlerSpec | None = None) -> None:
     """Blocking: :func:`serve` on the loop that ``settings.loop`` selects."""
     run_loop(serve(settings, handler), loop=settings.loop)

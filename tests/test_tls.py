@@ -35,10 +35,11 @@ from ecdhe_async import (
     TLSSettings,
     client_context,
     connect,
-    describe,
+    describe_context,
     server_context,
 )
-from ecdhe_async._openssl import ALLOWED_GROUPS, negotiated_group
+from ecdhe_async._openssl import negotiated_group
+from ecdhe_async.groups import ALLOWED as ALLOWED_GROUPS
 from ecdhe_async.settings import ClientAuth
 from ecdhe_async.tls import TLS12_CIPHERS
 
@@ -209,7 +210,7 @@ async def test_stdlib_context_does_negotiate_ffdhe(pki: PKI) -> None:
     """Contrast: the same client against a stock stdlib server gets finite-field DH."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(pki.server_cert, pki.server_key)
-    assert describe(ctx)["groups"] is None  # not ours: OpenSSL's default groups are in force
+    assert describe_context(ctx)["groups"] is None  # not ours: OpenSSL defaults in force
     loop = asyncio.get_running_loop()
     seen: asyncio.Future[str | None] = loop.create_future()
     finished: asyncio.Future[None] = loop.create_future()
@@ -596,7 +597,7 @@ def test_keylog_off_by_default_and_sslkeylogfile_needs_opt_in(
             client_context(TLSSettings(ca_file=pki.ca)),
         ):
             assert ctx.keylog_filename is None
-            assert describe(ctx)["keylog_file"] is None
+            assert describe_context(ctx)["keylog_file"] is None
     assert warned == []
     assert not env_file.exists()
     # The stdlib's default context would have honoured the variable silently.
@@ -616,9 +617,9 @@ def test_keylog_file_unwritable_is_a_config_error(tmp_path: Path, pki: PKI) -> N
         client_context(TLSSettings(ca_file=pki.ca, keylog_file=bad))
 
 
-# -- contexts and describe() -----------------------------------------------------------------
+# -- contexts and describe_context() ----------------------------------------------------------
 def test_describe_server_defaults(pki: PKI) -> None:
-    d = describe(server_context(TLSSettings(**ecdsa(pki))))
+    d = describe_context(server_context(TLSSettings(**ecdsa(pki))))
     assert d["minimum_version"] == "TLSv1.2"
     assert d["maximum_version"] == "TLSv1.3"
     assert d["tls12_ciphers"] == TLS12_CIPHERS.split(":")
@@ -637,7 +638,7 @@ def test_describe_modern_and_options(pki: PKI) -> None:
         **ecdsa(pki), profile="modern", groups=["P-384", "X25519"], alpn=["h2", "http/1.1"]
     )
     ctx = server_context(tls)
-    d = describe(ctx)
+    d = describe_context(ctx)
     assert (d["minimum_version"], d["maximum_version"]) == ("TLSv1.3", "TLSv1.3")
     assert d["tls12_ciphers"] == []
     assert set(d["tls13_ciphers"]) == TLS13_SUITES
@@ -652,13 +653,13 @@ def test_describe_modern_and_options(pki: PKI) -> None:
 def test_group_aliases_accepted_and_applied(pki: PKI) -> None:
     tls = TLSSettings(groups=["prime256v1", "secp384r1", "secp521r1", "x448", "P-256"])
     assert tls.groups == ["P-256", "P-384", "P-521", "X448"]  # canonical, repeats dropped
-    assert describe(client_context(tls))["groups"] == ["P-256", "P-384", "P-521", "X448"]
+    assert describe_context(client_context(tls))["groups"] == ["P-256", "P-384", "P-521", "X448"]
 
 
 def test_session_tickets_opt_in_warns(pki: PKI, caplog: pytest.LogCaptureFixture) -> None:
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
         ctx = server_context(TLSSettings(**ecdsa(pki), session_tickets=True))
-    assert describe(ctx)["session_tickets"] is True
+    assert describe_context(ctx)["session_tickets"] is True
     assert ctx.num_tickets == 2
     assert any("session tickets are ON" in m and "forward secrecy" in m for m in warned), warned
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
@@ -674,9 +675,9 @@ def test_client_context_verifies_by_default(pki: PKI, caplog: pytest.LogCaptureF
     for c in (ctx, system):
         assert c.verify_mode == ssl.CERT_REQUIRED
         assert c.check_hostname is True
-        assert describe(c)["groups"] == ["X25519", "P-256", "P-384"]
-    assert describe(ctx)["verify_mode"] == "CERT_REQUIRED"
-    assert describe(ctx)["check_hostname"] is True
+        assert describe_context(c)["groups"] == ["X25519", "P-256", "P-384"]
+    assert describe_context(ctx)["verify_mode"] == "CERT_REQUIRED"
+    assert describe_context(ctx)["check_hostname"] is True
 
 
 def test_insecure_skip_verify_warns_and_disables_checks(caplog: pytest.LogCaptureFixture) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 from .builtin import EchoHandler, FrameEchoHandler, LineEchoHandler
 
@@ -25,6 +25,7 @@ __all__ = [
     "EchoHandler",
     "FrameEchoHandler",
     "Handler",
+    "HandlerSpec",
     "LineEchoHandler",
     "resolve_handler",
 ]
@@ -37,6 +38,11 @@ class Handler(Protocol):
     def __call__(self, conn: Connection, /) -> Awaitable[None]: ...
 
 
+#: What a server accepts as its handler: a built-in name (``"echo"``), an import path
+#: (``"package.module:attr"``), a handler class (instantiated once per server), or the async
+#: callable itself. :func:`resolve_handler` turns any of them into a :class:`Handler`.
+HandlerSpec: TypeAlias = str | Handler | type[Handler]
+
 BUILTIN_HANDLERS: dict[str, type] = {
     "echo": EchoHandler,
     "lines": LineEchoHandler,
@@ -44,13 +50,13 @@ BUILTIN_HANDLERS: dict[str, type] = {
 }
 
 
-def resolve_handler(spec: Any, settings: ServerSettings | None = None) -> Handler:
+def resolve_handler(spec: HandlerSpec, settings: ServerSettings | None = None) -> Handler:
     """Turn a name, an import path, a class or a callable into a ready handler.
 
     Raises ``ValueError`` with a one-line reason (unknown name, module not importable,
     attribute missing, object not an async callable).
     """
-    obj = spec
+    obj: object = spec
     if isinstance(spec, str):
         if spec in BUILTIN_HANDLERS:
             obj = BUILTIN_HANDLERS[spec]
