@@ -1,6 +1,6 @@
 """Shared fixtures: a dev PKI on disk, both event loops, a running server, openssl as a peer.
 
-Every async test runs on the stdlib loop and on uvloop (``event_loop_policy`` is parametrized).
+Every async test runs on the stdlib loop and on uvloop (``pytest_asyncio_loop_factories`` below).
 Readiness is a return value: servers bind port 0 and tests read the port back from the server.
 """
 
