@@ -246,7 +246,7 @@ def client_context(tls: TLSSettings) -> ssl.SSLContext:
     ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT, tls)
     if tls.ca_file is not None:
         _load_cas(ctx, tls)
-    else:
+    elif not tls.insecure_skip_verify:  # nothing is verified then: skip parsing the whole store
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     _load_chain(ctx, tls)
     if tls.insecure_skip_verify:

@@ -676,6 +676,7 @@ def test_client_context_verifies_by_default(pki: PKI, caplog: pytest.LogCaptureF
         assert c.verify_mode == ssl.CERT_REQUIRED
         assert c.check_hostname is True
         assert describe_context(c)["groups"] == ["X25519", "P-256", "P-384"]
+    assert ctx.cert_store_stats()["x509_ca"] == 1  # the given CA only
     assert describe_context(ctx)["verify_mode"] == "CERT_REQUIRED"
     assert describe_context(ctx)["check_hostname"] is True
 
@@ -686,6 +687,8 @@ def test_insecure_skip_verify_warns_and_disables_checks(caplog: pytest.LogCaptur
     assert ctx.verify_mode == ssl.CERT_NONE
     assert ctx.check_hostname is False
     assert any("verification is OFF" in m for m in warned), warned
+    # Nothing is verified, so the system store (~100 ms of parsing) is not loaded for nothing.
+    assert ctx.cert_store_stats()["x509_ca"] == 0
 
 
 @pytest.mark.parametrize(
