@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import _openssl
-from .certs import check_key_pair, is_group_or_world_readable, load_certificate, load_private_key
+from .certs import is_group_or_world_readable, load_certificate, load_private_key
 from .errors import CertificateError, ConfigError
 from .settings import TLSSettings
 
@@ -161,19 +161,17 @@ def _chain_error(tls: TLSSettings, certfile: Path, exc: BaseException) -> Config
     keyfile = tls.keyfile or certfile
     key_field = "keyfile" if tls.keyfile is not None else "certfile"
     try:
-        load_certificate(certfile)
+        cert = load_certificate(certfile)
     except CertificateError as err:
         return _setting_error("certfile", certfile, str(err))
     try:
-        load_private_key(keyfile, tls.key_password)
+        key = load_private_key(keyfile, tls.key_password)
     except CertificateError as err:
         text = str(err)
         if "password" in text.replace(str(keyfile), ""):
             return _setting_error("key_password", tls.key_password, text)
         return _setting_error(key_field, keyfile, text)
-    try:
-        check_key_pair(certfile, keyfile, tls.key_password)
-    except CertificateError:
+    if cert.public_key() != key.public_key():
         return _setting_error(
             key_field, keyfile, f"the private key does not match the certificate in '{certfile}'"
         )

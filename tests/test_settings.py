@@ -338,9 +338,9 @@ def test_serve_names_the_key_that_does_not_match(
 ) -> None:
     """The CLI user sees the same one line, now raised where the context is built."""
     argv = ["serve", "--port", "0", "--certfile", str(pki.server_cert)]
-    assert main([*argv, "--keyfile", str(pki.rsa_key)]) == 2
+    assert main([*argv, "--keyfile", str(pki.client_key)]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"ecdhe-async: invalid setting tls.keyfile='{pki.rsa_key}': the private key does not "
+        f"ecdhe-async: invalid setting tls.keyfile='{pki.client_key}': the private key does not "
         f"match the certificate in '{pki.server_cert}'"
     ]
 

@@ -19,7 +19,6 @@ import logging
 import re
 import ssl
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,9 +141,9 @@ def assert_refused_by_server(r: Result, alert: str, server_failures: int) -> Non
     assert server_failures == 1
 
 
-async def server_output(proc: subprocess.Popen[bytes]) -> str:
+async def server_output(proc: asyncio.subprocess.Process) -> str:
     """Everything ``s_server`` printed; it exits after its one connection (``-naccept 1``)."""
-    out, _ = await asyncio.to_thread(proc.communicate, timeout=T)
+    out, _ = await asyncio.wait_for(proc.communicate(), T)
     return out.decode(errors="replace")
 
 
@@ -444,7 +443,10 @@ async def handshake_error(port: int, settings: ClientSettings, **kw: Any) -> Han
 @pytest.mark.parametrize("cert", ["ecdsa", "rsa"])
 async def test_client_against_s_server(pki: PKI, cert: str) -> None:
     pair = rsa(pki) if cert == "rsa" else ecdsa(pki)
-    with s_server("-cert", str(pair["certfile"]), "-key", str(pair["keyfile"])) as (proc, port):
+    async with s_server("-cert", str(pair["certfile"]), "-key", str(pair["keyfile"])) as (
+        proc,
+        port,
+    ):
         async with connect("127.0.0.1", port, client_settings(pki)) as conn:
             assert (conn.version, conn.group) == ("TLSv1.3", "X25519")
             assert conn.cipher in TLS13_SUITES
@@ -470,7 +472,7 @@ async def test_client_groups_applied(
     pki: PKI, groups: list[str], offered: str, negotiated: str
 ) -> None:
     args = ("-cert", str(pki.server_cert), "-key", str(pki.server_key))
-    with s_server(*args) as (proc, port):
+    async with s_server(*args) as (proc, port):
         settings = client_settings(pki, tls={"groups": groups})
         async with connect("127.0.0.1", port, settings) as conn:
             assert conn.group == negotiated
@@ -510,7 +512,7 @@ async def test_client_refuses_non_ecdhe_server(
     pki: PKI, server_args: tuple[str, ...], server_says: str
 ) -> None:
     args = ("-cert", str(pki.rsa_cert), "-key", str(pki.rsa_key), *server_args)
-    with s_server(*args) as (proc, port):
+    async with s_server(*args) as (proc, port):
         error = await handshake_error(port, client_settings(pki))
         out = await server_output(proc)
     assert error.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"
@@ -544,7 +546,7 @@ async def test_client_verifies_server(
 ) -> None:
     tls = {k: (pki.other_ca if v == "OTHER_CA" else v) for k, v in tls.items()}
     args = ("-cert", str(pki.server_cert), "-key", str(pki.server_key))
-    with s_server(*args) as (proc, port):
+    async with s_server(*args) as (proc, port):
         error = await handshake_error(port, client_settings(pki, tls=tls), **kwargs)
         out = await server_output(proc)
     assert error.reason == "CERTIFICATE_VERIFY_FAILED"
@@ -559,7 +561,7 @@ async def test_insecure_skip_verify_connects_anywhere(
     args = ("-cert", str(pki.self_signed_cert), "-key", str(pki.self_signed_key))
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
         settings = ClientSettings.load(tls={"insecure_skip_verify": True})
-        with s_server(*args) as (proc, port):
+        async with s_server(*args) as (proc, port):
             async with connect("127.0.0.1", port, settings, server_hostname="anything") as conn:
                 assert conn.group == "X25519"
                 await roundtrip(conn)
