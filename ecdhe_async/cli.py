@@ -305,12 +305,52 @@ def _cert_options(p: argparse.ArgumentParser, kind: str) -> None:
     )
 
 
+#: ``ecdhe_async.bench.Mode`` spelled out, so that building the parser imports no bench code.
+BENCH_MODES: Final = ("handshakes", "throughput")
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
-    try:
-        from .bench import add_arguments
-    except ImportError:  # pragma: no cover - bench module absent
-        return
-    add_arguments(p)
+    p.add_argument("mode", choices=BENCH_MODES, help="what to measure")
+    p.add_argument("host", help="server address")
+    p.add_argument("port", type=int, help="server port")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificates to trust (PEM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="DO NOT verify the certificate (testing only)"
+    )
+    p.add_argument("--server-hostname", help="name to verify and send as SNI (default HOST)")
+    p.add_argument(
+        "--groups", metavar="LIST", help="key-exchange groups to offer (default: X25519)"
+    )
+    p.add_argument(
+        "--allow-tls12", action="store_true", help="allow TLS 1.2 (default: TLS 1.3 only)"
+    )
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        help="concurrent workers (handshakes, default 16) or connections (throughput, default 4)",
+    )
+    p.add_argument(
+        "-d", "--duration", type=float, default=10.0, help="measurement window in seconds"
+    )
+    p.add_argument(
+        "-n", "--count", type=int, help="end the window after this many handshakes or blocks"
+    )
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds before the window")
+    p.add_argument("--block-size", type=int, default=64 * 1024, help="throughput: bytes per block")
+    p.add_argument(
+        "--window", type=int, default=4, help="throughput: blocks in flight per connection"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="per connection/operation timeout (s)"
+    )
+    p.add_argument(
+        "--loop",
+        choices=get_args(LoopName),
+        default="auto",
+        help="client event loop (auto = uvloop when installed)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
 def _tls_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ._stream import StreamProtocol
 from ._tlsproto import TLSProtocol, start_tls
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
-from .handlers import Handler, resolve_handler
+from .handlers import Handler, HandlerSpec, resolve_handler
 from .settings import ServerSettings
 from .tls import server_context
 
@@ -124,7 +124,7 @@ class TLSServer:
     def __init__(
         self,
         settings: ServerSettings | None = None,
-        handler: Any = None,
+        handler: HandlerSpec | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:

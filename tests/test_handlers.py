@@ -103,7 +103,7 @@ def test_server_refuses_a_bad_handler_at_construction(pki: PKI) -> None:
     with pytest.raises(ValueError, match="unknown handler 'nope'"):
         TLSServer(server_settings(pki, handler="nope"))
     with pytest.raises(ValueError, match="must be an async callable"):
-        TLSServer(server_settings(pki), netutil.sync_handler)
+        TLSServer(server_settings(pki), netutil.sync_handler)  # type: ignore[arg-type]
 
 
 # -- end to end ----------------------------------------------------------------------------------
