@@ -40,6 +40,7 @@ from .tls import server_context as server_context
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditReport",
     "CertificateError",
     "ClientSettings",
     "ConfigError",
@@ -59,6 +60,7 @@ __all__ = [
     "TLSServer",
     "TLSSettings",
     "__version__",
+    "audit",
     "client_context",
     "connect",
     "create_self_signed_cert",
@@ -71,24 +73,25 @@ __all__ = [
     "server_context",
 ]
 
-#: The seed guide's functions, imported from the guide on first access.
-_GUIDE: Final = frozenset(
-    {
-        "create_self_signed_cert",
-        "demonstrate_basic_ecdhe",
-        "demonstrate_tls_with_ecdhe",
-        "explain_ecdhe_in_tls",
-        "run_tls_client",
-        "run_tls_server",
-    }
-)
+#: Names imported on first use, with the module that holds them: the seed guide's functions and
+#: the audit (``await ecdhe_async.audit(host, port)``), so that ``import ecdhe_async`` stays core.
+_LAZY: Final = {
+    "create_self_signed_cert": ".guide",
+    "demonstrate_basic_ecdhe": ".guide",
+    "demonstrate_tls_with_ecdhe": ".guide",
+    "explain_ecdhe_in_tls": ".guide",
+    "run_tls_client": ".guide",
+    "run_tls_server": ".guide",
+    "audit": ".auditor",
+    "AuditReport": ".auditor",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Import a guide function (``ecdhe_async.run_tls_server`` ...) the first time it is used."""
-    if name not in _GUIDE:
+    """Import a guide function or the audit the first time it is used."""
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    guide = importlib.import_module(".guide", __name__)
-    value = getattr(guide, name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value

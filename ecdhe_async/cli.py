@@ -543,7 +543,7 @@ def _add_audit(sub: Any) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .audit.command import main as audit_main
+    from .auditor.command import main as audit_main
 
     return audit_main(args)
 

@@ -58,7 +58,7 @@ GUIDE = {
 
 
 def test_all_is_the_intended_api() -> None:
-    assert sorted(ecdhe_async.__all__) == sorted([*CORE, *GUIDE])
+    assert sorted(ecdhe_async.__all__) == sorted([*CORE, *GUIDE, *AUDIT])
     assert len(set(ecdhe_async.__all__)) == len(ecdhe_async.__all__)
 
 
@@ -76,7 +76,18 @@ def _loaded_after(code: str) -> list[str]:
 
 
 # Guide, tools and CLI modules, before and after their move into packages.
-NOT_CORE = ("guide", "demo", "explain", "ecdhe", "bench", "cli", "audit", "runner", "__main__")
+NOT_CORE = (
+    "guide",
+    "demo",
+    "explain",
+    "ecdhe",
+    "bench",
+    "cli",
+    "audit",
+    "auditor",
+    "runner",
+    "__main__",
+)
 
 
 def _not_core(modules: list[str]) -> list[str]:
@@ -96,6 +107,19 @@ def test_guide_functions_are_imported_on_first_use() -> None:
         function = getattr(ecdhe_async, name)
         assert callable(function)
         assert list(inspect.signature(function).parameters) == params
+
+
+#: The audit of other servers, ``await ecdhe_async.audit(host, port)``; imported on first use.
+AUDIT = ["audit", "AuditReport"]
+
+
+def test_audit_is_imported_on_first_use() -> None:
+    assert _not_core(_loaded_after("import ecdhe_async")) == []
+    loaded = _loaded_after("import ecdhe_async\necdhe_async.audit")
+    assert "ecdhe_async.auditor" in loaded
+    assert inspect.iscoroutinefunction(ecdhe_async.audit)
+    assert list(inspect.signature(ecdhe_async.audit).parameters)[:2] == ["host", "port"]
+    assert ecdhe_async.AuditReport.__name__ == "AuditReport"
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
