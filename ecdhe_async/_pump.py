@@ -108,6 +108,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
     """One TLS connection: the record pump plus the handler's buffered stream."""
 
     __slots__ = (
+        "__weakref__",
         "_hello",
         "_incoming",
         "_outgoing",

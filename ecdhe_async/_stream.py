@@ -168,6 +168,8 @@ class StreamBuffer:
 
     async def read(self, n: int | None = None) -> bytes:
         """Up to *n* bytes (``None``: all that arrived); ``b""`` at the end of the stream."""
+        if n == 0:
+            return b""
         while not self._buffered:
             if self._eof:
                 return self._end()
@@ -176,6 +178,8 @@ class StreamBuffer:
 
     async def read_next(self, n: int | None = None) -> bytes:
         """Like :meth:`read`, but ``b""`` at once when :meth:`interrupt` was called."""
+        if n == 0:
+            return b""
         while not self._buffered:
             if self._eof:
                 return self._end()
@@ -186,6 +190,10 @@ class StreamBuffer:
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly *n* bytes, or :class:`asyncio.IncompleteReadError` at the end of the stream."""
+        if n <= 0:
+            if n < 0:
+                raise ValueError("readexactly size can not be less than zero")
+            return b""
         if self._buffered < n:
             self._want = n
             if self._read_paused and self._buffered < n:

@@ -66,6 +66,7 @@ class Connection:
     """
 
     __slots__ = (
+        "__weakref__",
         "_closed",
         "_idle_timer",
         "_last_activity",
