@@ -70,6 +70,9 @@ class RejectedByPeerError(HandshakeError, ssl.SSLError):  # type: ignore[misc]
     and answers with an alert, so the refusal shows on the first read. Also an ``ssl.SSLError``.
     """
 
+    def __str__(self) -> str:  # SSLError's own would print the args tuple
+        return str(self.args[0]) if self.args else ""
+
 
 _NEED_CERT_HINT: Final = "the server requires a client certificate: pass --certfile and --keyfile"
 
