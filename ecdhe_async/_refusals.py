@@ -24,7 +24,7 @@ def describe_offer(hello: bytes | None) -> str:
     if not hello or len(hello) < 9 or hello[0] != _HANDSHAKE_RECORD:
         return ""
     # Imported here: only refused handshakes pay for it. The parser is sans-IO wire code.
-    from .explain import WireFormatError, cipher_suite_name, group_name, parse_client_hello
+    from .explain import WireFormatError, group_name, parse_client_hello
 
     length = int.from_bytes(hello[6:9], "big")
     message = hello[5 : 9 + length]
@@ -35,10 +35,9 @@ def describe_offer(hello: bytes | None) -> str:
     versions = info.supported_versions or (info.legacy_version,)
     version_names = [_version(v) for v in versions if (v & 0x0F0F) != 0x0A0A]
     groups = [group_name(g) for g in info.supported_groups if (g & 0x0F0F) != 0x0A0A]
-    ecdhe = sum(1 for s in info.cipher_suites if "ECDHE" in cipher_suite_name(s) or s >> 8 == 0x13)
     parts = [f"versions {','.join(version_names) or '?'}"]
     parts.append(f"groups {','.join(groups) if groups else 'none'}")
-    parts.append(f"{len(info.cipher_suites)} suites ({ecdhe} forward-secret)")
+    parts.append(f"{len(info.cipher_suites)} cipher suites")
     return "; ".join(parts)
 
 
