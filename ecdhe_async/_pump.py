@@ -317,8 +317,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
     def _resume_input(self) -> None:
         if self.state == OPEN and self.transport is not None:
             self.transport.resume_reading()
-            if self._incoming is not None and self._incoming.pending:
-                self._process()
+            self._process()  # what the BIO and OpenSSL held back while paused
 
     def _pause_input(self) -> None:
         self.transport.pause_reading()
@@ -339,11 +338,18 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
         sslobj = self._sslobj
         assert sslobj is not None
         try:
-            sslobj.write(data)
+            if len(data) <= _BUFFER_SIZE:
+                sslobj.write(data)
+                self._flush()
+                return
+            # Large writes in slices: the outgoing BIO never holds more than one slice.
+            view = memoryview(data)
+            for start in range(0, len(view), _BUFFER_SIZE):
+                sslobj.write(view[start : start + _BUFFER_SIZE])
+                self._flush()
         except ssl.SSLError as exc:
             self._fail(exc)
             raise ConnectionResetError(f"cannot send: {exc}") from exc
-        self._flush()
 
     def close(self) -> None:
         """Send close_notify and close; the transport is aborted after ``shutdown_timeout``."""
@@ -363,8 +369,11 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
             return
         if self._unwrap(sslobj) or self._peer_closed:
             self.transport.close()
-        elif self._incoming is not None and self._incoming.pending:
-            self._process()
+            return
+        if self._read_paused:  # we must read on, to see the peer's close_notify
+            self._read_paused = False
+            self.transport.resume_reading()
+        self._process()
 
     def _unwrap(self, sslobj: ssl.SSLObject) -> bool:
         """Send close_notify; True if the peer's is in too."""

@@ -1,10 +1,12 @@
 """``TLSServer``: accept TCP, own every TLS handshake, run a handler per connection, stop cleanly.
 
 Data flow for one connection: accept (plain TCP, :meth:`asyncio.loop.create_server`, the call
-under :func:`asyncio.start_server`) → counted as a *pending handshake*, timer started → the first
-bytes arrive → switched to our TLS layer (:mod:`ecdhe_async._tlsproto`) → handshake (bounded by
+under :func:`asyncio.start_server`; its protocol is our TLS pump, :mod:`ecdhe_async._pump`) →
+counted as a *pending handshake*, timer started → the first bytes arrive → handshake (bounded by
 ``handshake_timeout``, failure reason known, alert sent) → :class:`Connection` with its TLS facts →
 handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one INFO line.
+The server is the pump's :class:`~ecdhe_async._pump.PumpOwner`: no Task per connection but the
+handler's.
 
 Why accept plain TCP and upgrade ourselves: with ``ssl=`` given to ``start_server`` the handler
 only runs after a successful handshake, so pending handshakes cannot be counted or capped, their
@@ -16,8 +18,10 @@ Limits: ``max_connections`` counts pending and established connections; beyond i
 closed at once (``stats.refused``). ``max_pending_handshakes`` caps handshakes in flight; beyond it
 the oldest one that has not sent a byte (else the oldest) is dropped (``stats.evicted``), so a
 flood of silent sockets cannot starve real clients. Failures of one connection never reach
-another: they are counted, logged once (handshake failures at DEBUG, protocol errors at INFO,
-handler crashes at ERROR with a traceback) and the server keeps serving.
+another: they are counted, logged once (refused handshakes at INFO with what the client offered,
+rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`; resets and timeouts at DEBUG; protocol
+errors at INFO; handler crashes and errors in our own layer at ERROR with a traceback) and the
+server keeps serving.
 """
 
 from __future__ import annotations
