@@ -32,7 +32,14 @@ from ecdhe_async.errors import HandshakeError
 from ecdhe_async.server import TLSServer
 from ecdhe_async.tls import client_context
 
-from .conftest import PKI, client_settings, running_server, s_client, server_settings
+from .conftest import (
+    PKI,
+    client_settings,
+    running_server,
+    s_client,
+    s_client_echo,
+    server_settings,
+)
 from .netutil import DumbTLSClient, client_hello, log_watch, raw_connect, rst_close
 
 # -- point 5: exact reads above the high-water mark; the stream against any chunking --------
@@ -498,3 +505,14 @@ async def test_connect_errors_name_the_target(pki: PKI) -> None:
     assert str(info.value) == f"cannot connect to 127.0.0.1:{port}: connection refused"
     with pytest.raises(ValueError, match="port 70000 is out of range"):
         connect("127.0.0.1", 70000, client_settings(pki))
+
+
+@pytest.mark.asyncio
+async def test_renegotiation_is_refused(pki: PKI) -> None:
+    """A TLS 1.2 client asking to renegotiate gets the no_renegotiation alert."""
+    async with running_server(server_settings(pki)) as server:
+        res = await s_client_echo(
+            server.port, "-tls1_2", send=b"R\n", expect=b"no renegotiation", deadline=10
+        )
+    assert "RENEGOTIATING" in res.output, res.output
+    assert "no renegotiation" in res.output, res.output
