@@ -178,15 +178,11 @@ class StreamBuffer:
 
     async def read_next(self, n: int | None = None) -> bytes:
         """Like :meth:`read`, but ``b""`` at once when :meth:`interrupt` was called."""
-        if n == 0:
-            return b""
-        while not self._buffered:
-            if self._eof:
-                return self._end()
+        while not (self._buffered or self._eof):
             if self._stopping:
                 return b""
             await self._wait()
-        return self._take(n)
+        return await self.read(n)
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly *n* bytes, or :class:`asyncio.IncompleteReadError` at the end of the stream."""

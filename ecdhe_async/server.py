@@ -352,7 +352,8 @@ class TLSServer:
 
     def _log_failure(self, pump: TLSPump, exc: BaseException) -> None:
         if isinstance(exc, ssl.SSLError):
-            self._refusals.refused(_peer(pump.transport), _reason(exc), pump.client_hello)
+            if log.isEnabledFor(logging.INFO):  # no formatting when filtered
+                self._refusals.refused(_peer(pump.transport), _reason(exc), pump.client_hello)
         elif isinstance(exc, _LOST):
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("handshake failed from %s: %s", _peer(pump.transport), _reason(exc))
