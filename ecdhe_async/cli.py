@@ -405,6 +405,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_connect(args: argparse.Namespace) -> int:
     from .client import connect
 
+    target = _hostport(args.host, args.port)
+    if not 0 < args.port < 65536:
+        print(f"ecdhe-async: port {args.port} is out of range (1-65535)", file=sys.stderr)
+        return EXIT_USAGE
     tls = _tls_overrides(args)
     if args.insecure:
         tls["insecure_skip_verify"] = True
@@ -415,12 +419,21 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         handshake_timeout=args.timeout,
         tls=tls or None,
     )
+    # In TLS 1.3 the server judges our certificate after our side of the handshake is done:
+    # its verdict (an alert) comes in the first record. Wait that long before saying "connected".
+    settle = min(0.5, args.timeout)
 
     async def go() -> int:
         async with connect(args.host, args.port, settings) as conn:
+            first = b""
+            if args.message is None and conn.version == "TLSv1.3":
+                try:
+                    first = await asyncio.wait_for(conn.read(), settle)
+                except TimeoutError:
+                    pass  # nothing from the server: no refusal
             info = conn.tls
             rows = [
-                ("connected to", _hostport(args.host, args.port)),
+                ("connected to", target),
                 ("protocol", info.version),
                 ("cipher", info.cipher),
                 ("key exchange", f"ECDHE {info.group}" if info.group else "unknown"),
@@ -431,19 +444,29 @@ def _cmd_connect(args: argparse.Namespace) -> int:
                 ("ALPN", info.alpn),
                 ("handshake", f"{conn.handshake_duration * 1e3:.1f} ms"),
             ]
+            reply = first
+            if args.message is not None:
+                await conn.send(args.message.encode() + b"\n")
+                reply = await asyncio.wait_for(conn.read(), args.timeout)
             if args.insecure:
                 rows.append(("verification", "DISABLED (--insecure)"))
+            if reply:
+                rows.append(("reply", reply.decode(errors="replace").rstrip()))
             width = max(len(k) for k, _ in rows)
             for key, value in rows:
                 if value is not None:
                     print(f"{key:<{width}}  {value}")
-            if args.message is not None:
-                await conn.send(args.message.encode() + b"\n")
-                reply = await asyncio.wait_for(conn.read(), args.timeout)
-                print(f"{'reply':<{width}}  {reply.decode(errors='replace').rstrip()}")
         return EXIT_OK
 
-    return run_loop(go(), loop=args.loop)
+    try:
+        return run_loop(go(), loop=args.loop)
+    except HandshakeError as exc:
+        print(f"ecdhe-async: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, TimeoutError) as exc:
+        message = str(exc) if "cannot connect to" in str(exc) else f"{target}: {exc}"
+        print(f"ecdhe-async: {message or type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _hostport(host: str, port: int) -> str:

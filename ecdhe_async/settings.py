@@ -208,6 +208,8 @@ class ServerSettings(_Settings):
       socket and memory; 10 s is generous for any real client on any real network.
     - ``idle_timeout``: no bytes either way for this long closes the connection (0 = never).
     - ``shutdown_timeout``: how long to wait for the peer's close_notify before aborting.
+    - ``write_timeout``: how long ``drain()`` waits for a peer that reads nothing before the
+      connection is aborted (0 = never), so a peer that never reads cannot hold its buffers.
     - ``grace``: how long ``aclose()`` lets running handlers finish before cancelling them.
     - ``max_connections``: established connections; beyond it new ones are closed at once.
     - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
@@ -230,6 +232,7 @@ class ServerSettings(_Settings):
     handshake_timeout: Seconds = 10.0
     idle_timeout: float = Field(300.0, ge=0, allow_inf_nan=False)
     shutdown_timeout: Seconds = 5.0
+    write_timeout: float = Field(60.0, ge=0, allow_inf_nan=False)
     grace: float = Field(10.0, ge=0, allow_inf_nan=False)
     max_connections: int = Field(10_000, ge=1)
     max_pending_handshakes: int = Field(512, ge=1)
