@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Final
 
+from ._hello import WireFormatError, group_name, parse_client_hello
+
 __all__ = ["RefusalLog", "describe_offer"]
 
 _HANDSHAKE_RECORD: Final = 22
@@ -23,9 +25,6 @@ def describe_offer(hello: bytes | None) -> str:
     """What a ClientHello offered (versions, groups, suites), or ``""`` if it cannot be read."""
     if not hello or len(hello) < 9 or hello[0] != _HANDSHAKE_RECORD:
         return ""
-    # Imported here: only refused handshakes pay for it. The parser is sans-IO wire code.
-    from .explain import WireFormatError, group_name, parse_client_hello
-
     length = int.from_bytes(hello[6:9], "big")
     message = hello[5 : 9 + length]
     try:
