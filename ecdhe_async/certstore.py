@@ -97,6 +97,7 @@ class CertStore:
         self._log_loaded("loaded")
         self.context = server_context(tls)
         self.context.sni_callback = self._pick
+        self._watch: asyncio.Task[None] | None = None
 
     # -- selection (runs inside OpenSSL's ClientHello processing) --------------------------------
     def _pick(
@@ -169,6 +170,17 @@ class CertStore:
                 await asyncio.to_thread(self._swap)
             else:
                 log.debug("certificate check: no change")
+
+    def start_watch(self, interval: float) -> None:
+        """Run :meth:`watch` in a task on the running loop (not for *interval* 0)."""
+        if interval > 0 and self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self.watch(interval))
+
+    def stop_watch(self) -> None:
+        """Cancel the :meth:`start_watch` task, if any."""
+        task, self._watch = self._watch, None
+        if task is not None:
+            task.cancel()
 
     # -- building --------------------------------------------------------------------------------
     def _build(self) -> _State:

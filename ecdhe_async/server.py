@@ -1,10 +1,14 @@
 """``TLSServer``: accept TCP, own every TLS handshake, run a handler per connection, stop cleanly.
 
 Data flow for one connection: accept (plain TCP, :meth:`asyncio.loop.create_server`, the call
-under :func:`asyncio.start_server`) → counted as a *pending handshake*, timer started → the first
-bytes arrive → switched to our TLS layer (:mod:`ecdhe_async._tlsproto`) → handshake (bounded by
+under :func:`asyncio.start_server`; its protocol is our TLS pump, :mod:`ecdhe_async._pump`) →
+counted as a *pending handshake*, timer started → the first bytes arrive → handshake (bounded by
 ``handshake_timeout``, failure reason known, alert sent) → :class:`Connection` with its TLS facts →
 handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one INFO line.
+The server is the pump's :class:`~ecdhe_async._pump.PumpOwner`: no Task per connection but the
+handler's. Deployment hooks, each absent when off: a PROXY protocol header read before the first
+TLS byte, inside ``handshake_timeout`` (:mod:`ecdhe_async._proxy_stage`), and the certificates of
+a :class:`~ecdhe_async.certstore.CertStore` (SNI, :meth:`TLSServer.reload`, file watch).
 
 Why accept plain TCP and upgrade ourselves: with ``ssl=`` given to ``start_server`` the handler
 only runs after a successful handshake, so pending handshakes cannot be counted or capped, their
@@ -16,8 +20,10 @@ Limits: ``max_connections`` counts pending and established connections; beyond i
 closed at once (``stats.refused``). ``max_pending_handshakes`` caps handshakes in flight; beyond it
 the oldest one that has not sent a byte (else the oldest) is dropped (``stats.evicted``), so a
 flood of silent sockets cannot starve real clients. Failures of one connection never reach
-another: they are counted, logged once (handshake failures at DEBUG, protocol errors at INFO,
-handler crashes at ERROR with a traceback) and the server keeps serving.
+another: they are counted, logged once (refused handshakes at INFO with what the client offered,
+rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`; resets and timeouts at DEBUG; protocol
+errors at INFO; handler crashes and errors in our own layer at ERROR with a traceback) and the
+server keeps serving.
 """
 
 from __future__ import annotations
@@ -27,18 +33,18 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self
 
-from ._stream import StreamProtocol
-from ._tlsproto import TLSProtocol, start_tls
+from ._logfmt import _fmt_addr, _fmt_peer, _fmt_stats, _handler_name, _peer, _reason
+from ._proxy_stage import ProxyStage
+from ._pump import TLSPump
+from ._refusals import RefusalLog
 from .certstore import CertStore
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
-from .handlers import Handler, resolve_handler
-from .proxy import ProxyHeader, ProxyHeaderReader, ProxyProtocolError, is_trusted
+from .handlers import Handler, HandlerSpec, resolve_handler
 from .settings import ServerSettings
 
 __all__ = ["ServerStats", "TLSServer"]
@@ -73,54 +79,6 @@ class ServerStats:
         return asdict(self)
 
 
-class _Pending(asyncio.Protocol):
-    """A TCP connection waiting for its ClientHello, then for its handshake to finish."""
-
-    __slots__ = (
-        "got_data",
-        "proxy_header",
-        "proxy_reader",
-        "server",
-        "started",
-        "stream",
-        "timer",
-        "tls",
-        "transport",
-    )
-
-    def __init__(self, server: TLSServer) -> None:
-        self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.got_data = False
-        self.started = 0.0
-        self.tls: TLSProtocol | None = None
-        self.stream: StreamProtocol | None = None
-        self.proxy_reader: ProxyHeaderReader | None = None  # PROXY protocol, until the header
-        self.proxy_header: ProxyHeader | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but quack the same.
-        self.transport = cast(asyncio.Transport, transport)
-        self.server._on_accept(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.server._on_first_data(self, data)
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self.proxy_reader is not None and self.proxy_reader.buffered:  # PROXY protocol hook
-            if self in self.server._pending:
-                self.server._proxy_failed(self, "connection closed inside the PROXY header")
-        self.server._forget_pending(self)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
 class TLSServer:
     """An ECDHE-only TLS server running *handler* for every connection.
 
@@ -134,28 +92,34 @@ class TLSServer:
     def __init__(
         self,
         settings: ServerSettings | None = None,
-        handler: Any = None,
+        handler: HandlerSpec | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
     ) -> None:
         self._sock = sock  # an already bound listening socket (workers), else host/port
+        self.stats = ServerStats()
         self.settings = settings if settings is not None else ServerSettings.load()
         self.handler: Handler = resolve_handler(
             handler if handler is not None else self.settings.handler, self.settings
         )
         # Certificates (SNI, reload): a CertStore unless the caller brings its own context.
         self.certs = CertStore(self.settings.tls) if ssl_context is None else None
-        self.ssl_context = ssl_context or cast(CertStore, self.certs).context
-        self._cert_watch: asyncio.Task[None] | None = None
-        self.stats = ServerStats()
+        self.ssl_context = ssl_context or self.certs.context  # type: ignore[union-attr]
+        self._proxy: ProxyStage | None = None  # PROXY protocol: None when off
+        if self.settings.proxy_protocol != "off":
+            self._proxy = ProxyStage(self.settings, self.stats, self._forget_pending)
         self._server: asyncio.Server | None = None
-        self._pending: dict[_Pending, None] = {}
+        self._pending: dict[TLSPump, None] = {}
         self._connections: dict[Connection, asyncio.Task[None]] = {}
         self._closing = False
         self._aclosing = False
         self._closed: asyncio.Event | None = None
         self._warned_full = False
+        self._loop: asyncio.AbstractEventLoop  # set by start()
+        tls = self.settings.tls
+        floor = "TLSv1.3" if tls.profile == "modern" else "TLSv1.2+"
+        self._refusals = RefusalLog(log, f"{floor}, groups {','.join(tls.groups)}, ECDHE suites")
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> list[tuple[str, int]]:
@@ -171,20 +135,21 @@ class TLSServer:
         # the process is out of fds. One accept per event (the listener stays readable, so the
         # next loop iteration takes the next connection) turns that into one log line and one
         # retry per second. uvloop accepts in libuv (no such loop) and is unaffected either way.
+        self._loop = loop
         where: dict[str, Any] = (
             {"sock": self._sock}
             if self._sock is not None
             else {"host": s.host, "port": s.port, "reuse_port": s.reuse_port or None}
         )
         self._server = await loop.create_server(
-            lambda: _Pending(self), **where, backlog=1, start_serving=True
+            self._new_pump, **where, backlog=1, start_serving=True
         )
         self._closed = asyncio.Event()
         for sock in self._server.sockets:
             with socket.fromfd(sock.fileno(), sock.family, sock.type) as listener:
                 listener.listen(s.backlog)
-        if self.certs is not None and s.cert_check_interval > 0:
-            self._cert_watch = loop.create_task(self.certs.watch(s.cert_check_interval))
+        if self.certs is not None:
+            self.certs.start_watch(s.cert_check_interval)
         addrs = self.addresses
         tls = self.settings.tls
         log.info(
@@ -197,16 +162,14 @@ class TLSServer:
         return addrs
 
     def reload(self) -> bool:
-        """Reload the certificates from their files for new handshakes (keep-last-good).
+        """Reload the certificates for new handshakes (keep-last-good; see :mod:`.certstore`).
 
-        Established connections are untouched. Returns False, logging why, if the new set is
-        broken (the current certificates stay) or the server was given its own ``ssl_context``.
+        False, logged, if the new set is broken or the server was given its own ``ssl_context``.
         Blocking (file reads): from a coroutine, ``await asyncio.to_thread(server.reload)``.
         """
         if self.certs is None:
             log.warning("reload: this server was given its own ssl_context; nothing to reload")
-            return False
-        return self.certs.reload()
+        return self.certs is not None and self.certs.reload()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -240,8 +203,6 @@ class TLSServer:
                 await self._closed.wait()
             return
         self._aclosing = self._closing = True
-        if self._cert_watch is not None:
-            self._cert_watch.cancel()
         try:
             grace = self.settings.grace if grace is None else grace
             if self._server is not None:
@@ -266,6 +227,7 @@ class TLSServer:
                     await asyncio.wait_for(self._server.wait_closed(), 1.0)
                 except TimeoutError:  # pragma: no cover - cpython#104344
                     log.debug("wait_closed() did not return; continuing")
+            self._refusals.close()
             log.info("stopped: %s", _fmt_stats(self.stats))
         except BaseException:
             self.abort()  # cancelled or failed mid-way: leave nothing running
@@ -280,8 +242,6 @@ class TLSServer:
         A running :meth:`aclose` then completes at once; otherwise call :meth:`aclose` after.
         """
         self._closing = True
-        if self._cert_watch is not None:
-            self._cert_watch.cancel()
         if self._server is not None:
             self._server.close()
         self._drop_pending()
@@ -301,18 +261,35 @@ class TLSServer:
     ) -> None:
         await self.aclose()
 
-    # -- accept and handshake ----------------------------------------------------------------
-    def _on_accept(self, pending: _Pending) -> None:
+    # -- accept and handshake (the PumpOwner side of every connection) ------------------------
+    def _new_pump(self) -> TLSPump:
+        s = self.settings
+        return TLSPump(
+            self,
+            self.ssl_context,
+            server_side=True,
+            shutdown_timeout=s.shutdown_timeout,
+            write_timeout=s.write_timeout,
+            loop=self._loop,
+        )
+
+    def pump_accepted(self, pump: TLSPump) -> None:
+        """A TCP connection arrived: count it, cap it, arm its handshake timer."""
+        try:
+            self._on_accept(pump)
+        except Exception:
+            log.exception("internal error accepting a connection from %s", _peer(pump.transport))
+            pump.abort()
+
+    def _on_accept(self, pump: TLSPump) -> None:
         stats = self.stats
         stats.accepted += 1
-        transport = pending.transport
-        assert transport is not None
         if self._closing:
-            transport.abort()
+            pump.abort()
             return
         if len(self._pending) + len(self._connections) >= self.settings.max_connections:
             stats.refused += 1
-            transport.abort()
+            pump.abort()
             if not self._warned_full:
                 self._warned_full = True
                 log.warning(
@@ -323,143 +300,106 @@ class TLSServer:
         self._warned_full = False
         if len(self._pending) >= self.settings.max_pending_handshakes:
             self._evict_one()
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(
-            self.settings.handshake_timeout, self._on_handshake_timeout, pending
-        )
-        self._pending[pending] = None
+        pump.set_timer(self.settings.handshake_timeout, self._on_handshake_timeout, pump)
+        self._pending[pump] = None
         stats.pending = len(self._pending)
-        if self.settings.proxy_protocol != "off":  # PROXY protocol hook 1/3: trust, reader
-            self._start_proxy(pending)
+        if self._proxy is not None:  # PROXY protocol: trust the source, read the header first
+            self._proxy.accept(pump)
         # No setsockopt(TCP_NODELAY) here: asyncio's and uvloop's TCP transports already set it
         # on every accepted socket (and get_extra_info("socket") costs a syscall or two).
 
+    def pump_started(self, pump: TLSPump) -> bool:
+        """The first bytes arrived: the handshake starts (False if the connection was dropped)."""
+        if pump not in self._pending:
+            return False
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("TLS handshake started from %s", _peer(pump.transport))
+        return True
+
+    def pump_lost(self, pump: TLSPump) -> None:
+        """The transport is gone (a pending connection is forgotten, not counted as failed)."""
+        if self._proxy is not None and pump in self._pending:
+            self._proxy.cut_short(pump, "connection closed inside the PROXY header")
+        self._forget_pending(pump)
+
     def _drop_pending(self) -> None:
+        if self.certs is not None:  # aclose() and abort(): no more handshakes to serve
+            self.certs.stop_watch()
         # Forget first, so that an aborted handshake is not counted as a client's failure.
-        for pending in list(self._pending):
-            self._forget_pending(pending)
-            pending.abort()
+        for pump in list(self._pending):
+            self._forget_pending(pump)
+            pump.abort()
 
     def _evict_one(self) -> None:
-        victim = next((p for p in self._pending if not p.got_data), None)
+        victim = next((p for p in self._pending if p.ssl_object is None), None)
         if victim is None:
             victim = next(iter(self._pending))
         self.stats.evicted += 1
-        log.debug("max_pending_handshakes reached: dropping %s", _peer(victim.transport))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("max_pending_handshakes reached: dropping %s", _peer(victim.transport))
         self._forget_pending(victim)
         victim.abort()
 
-    def _on_first_data(self, pending: _Pending, data: bytes) -> None:
-        transport = pending.transport
-        if pending.got_data or transport is None or pending not in self._pending:
-            return
-        if pending.proxy_reader is not None:  # PROXY protocol hook 2/3: the header before TLS
-            rest = self._read_proxy(pending, data)
-            if rest is None:
-                return
-            data = rest
-        pending.got_data = True
-        pending.started = time.perf_counter()  # loop.time() is 1 ms coarse on uvloop
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("TLS handshake started from %s", _peer(transport))
-        pending.stream = StreamProtocol()
-        pending.tls, waiter = start_tls(
-            transport,
-            pending.stream,
-            self.ssl_context,
-            server_side=True,
-            handshake_timeout=self.settings.handshake_timeout,
-            shutdown_timeout=self.settings.shutdown_timeout,
-            initial_data=data,
-        )
-        waiter.add_done_callback(lambda fut: self._on_handshake_done(pending, fut))
-
-    def _on_handshake_timeout(self, pending: _Pending) -> None:
-        if pending in self._pending:
+    def _on_handshake_timeout(self, pump: TLSPump) -> None:
+        if pump in self._pending:
             self.stats.handshake_timeouts += 1
-            if pending.proxy_reader is not None and pending.proxy_reader.buffered:
-                # PROXY protocol hook: a header that started but never completed
-                self._proxy_failed(pending, "PROXY header incomplete at handshake_timeout")
+            if self._proxy is not None and self._proxy.cut_short(
+                pump, "PROXY header incomplete at handshake_timeout"
+            ):
                 return
-            log.debug(
-                "handshake timeout (%.1fs) from %s",
-                self.settings.handshake_timeout,
-                _peer(pending.transport),
-            )
-            self._forget_pending(pending)
-            pending.abort()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "handshake timeout (%.1fs) from %s",
+                    self.settings.handshake_timeout,
+                    _peer(pump.transport),
+                )
+            self._forget_pending(pump)
+            pump.abort()
 
-    def _forget_pending(self, pending: _Pending) -> None:
-        if self._pending.pop(pending, False) is None:
-            if pending.timer is not None:
-                pending.timer.cancel()
+    def _forget_pending(self, pump: TLSPump) -> None:
+        if self._pending.pop(pump, False) is None:
             self.stats.pending = len(self._pending)
 
-    def _on_handshake_done(self, pending: _Pending, fut: asyncio.Future[None]) -> None:
-        was_pending = pending in self._pending
-        self._forget_pending(pending)
-        exc = None if fut.cancelled() else fut.exception()
-        if fut.cancelled() or exc is not None or not was_pending or self._closing:
-            if was_pending and not fut.cancelled():
+    def handshake_done(self, pump: TLSPump, exc: BaseException | None) -> None:
+        """The handshake of *pump* finished: start its handler, or count and log the failure."""
+        was_pending = pump in self._pending
+        self._forget_pending(pump)
+        if exc is not None or not was_pending or self._closing:
+            if was_pending and exc is not None:
                 self.stats.handshake_failures += 1
-                log.debug("handshake failed from %s: %s", _peer(pending.transport), _reason(exc))
-            pending.abort()
+                self._log_failure(pump, exc)
+            if exc is None:
+                pump.abort()
+            # else: the pump flushes the alert and closes, bounded by shutdown_timeout.
             return
-        tls_proto, stream = pending.tls, pending.stream
-        assert tls_proto is not None
-        assert stream is not None
-        ssl_object = cast(ssl.SSLObject, stream.transport.get_extra_info("ssl_object"))
+        ssl_object = pump.ssl_object
+        assert ssl_object is not None
         conn = Connection(
-            stream,
+            pump,
             tls=TLSInfo.from_ssl_object(ssl_object),
-            handshake_duration=time.perf_counter() - pending.started,
-            shutdown_timeout=self.settings.shutdown_timeout,
+            handshake_duration=time.perf_counter() - pump.started,
         )
-        if pending.proxy_header is not None:  # PROXY protocol hook 3/3: the real client
-            conn.set_proxy_header(pending.proxy_header)
-        loop = asyncio.get_running_loop()
+        if self._proxy is not None:  # the real client, behind the balancer
+            self._proxy.apply(pump, conn)
         self.stats.handshakes += 1
-        task = loop.create_task(self._run(conn))
+        task = self._loop.create_task(self._run(conn))
         self._connections[conn] = task
         self.stats.active = len(self._connections)
 
-    # -- PROXY protocol (ecdhe_async.proxy): the header arrives before the ClientHello --------
-    def _start_proxy(self, pending: _Pending) -> None:
-        peer = pending.transport.get_extra_info("peername") if pending.transport else None
-        if peer is None:  # already reset by the peer (e.g. a balancer's connect-only check)
-            self._forget_pending(pending)
-            pending.abort()
-            return
-        if not is_trusted(peer, self.settings.proxy_trusted):
-            self._proxy_failed(pending, "source not in proxy_trusted")
-            return
-        pending.proxy_reader = ProxyHeaderReader(self.settings.proxy_protocol)
-
-    def _read_proxy(self, pending: _Pending, data: bytes) -> bytes | None:
-        """Feed the header reader; the bytes after a complete header, or None (wait or closed)."""
-        assert pending.proxy_reader is not None
-        try:
-            header, rest = pending.proxy_reader.feed(data)
-        except ProxyProtocolError as exc:
-            self._proxy_failed(pending, str(exc))
-            return None
-        if header is None:
-            return None
-        pending.proxy_reader = None
-        pending.proxy_header = header
-        return rest
-
-    def _proxy_failed(self, pending: _Pending, reason: str) -> None:
-        self.stats.proxy_errors += 1
-        log.warning("PROXY protocol: closing %s: %s", _peer(pending.transport), reason)
-        self._forget_pending(pending)
-        pending.abort()
+    def _log_failure(self, pump: TLSPump, exc: BaseException) -> None:
+        if isinstance(exc, ssl.SSLError):
+            if log.isEnabledFor(logging.INFO):  # no formatting when filtered
+                self._refusals.refused(_peer(pump.transport), _reason(exc), pump.client_hello)
+        elif isinstance(exc, _LOST):
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("handshake failed from %s: %s", _peer(pump.transport), _reason(exc))
+        # Anything else was logged at ERROR by the pump already.
 
     # -- per-connection ----------------------------------------------------------------------
     async def _run(self, conn: Connection) -> None:
         idle = self.settings.idle_timeout
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(idle, self._check_idle, conn) if idle > 0 else None
+        if idle > 0:
+            conn.set_idle_timer(self._loop.call_later(idle, self._check_idle, conn))
         cancelled = False
         try:
             await self.handler(conn)
@@ -469,13 +409,13 @@ class TLSServer:
         except asyncio.CancelledError:
             cancelled = True
         except _LOST as exc:
-            log.debug("connection %s lost: %s", _fmt_peer(conn), _reason(exc))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("connection %s lost: %s", _fmt_peer(conn), _reason(exc))
         except Exception:
             self.stats.handler_errors += 1
             log.exception("handler %s crashed on %s", _handler_name(self.handler), _fmt_peer(conn))
         finally:
-            if timer is not None:
-                timer.cancel()
+            conn.set_idle_timer(None)
             await conn.close()
             self._connections.pop(conn, None)
             stats = self.stats
@@ -498,43 +438,13 @@ class TLSServer:
             raise asyncio.CancelledError
 
     def _check_idle(self, conn: Connection) -> None:
+        conn.set_idle_timer(None)
         if conn not in self._connections or conn.is_closing:
             return
         remaining = self.settings.idle_timeout - conn.idle_for
         if remaining > 0:
-            asyncio.get_running_loop().call_later(remaining, self._check_idle, conn)
+            conn.set_idle_timer(self._loop.call_later(remaining, self._check_idle, conn))
             return
         self.stats.idle_timeouts += 1
         log.info("idle timeout (%.1fs) on %s: closing", self.settings.idle_timeout, _fmt_peer(conn))
         conn.close_soon()
-
-
-def _reason(exc: BaseException | None) -> str:
-    if exc is None:
-        return "closed"
-    reason = getattr(exc, "reason", None)
-    if reason:
-        return str(reason)
-    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-
-
-def _peer(transport: asyncio.BaseTransport | None) -> str:
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    return _fmt_addr(peer) if peer else "?"
-
-
-def _fmt_peer(conn: Connection) -> str:
-    return _fmt_addr(conn.peer) if conn.peer else "?"
-
-
-def _fmt_addr(addr: Iterable[Any]) -> str:
-    host, port = tuple(addr)[:2]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def _handler_name(handler: Any) -> str:
-    return getattr(handler, "__qualname__", None) or type(handler).__qualname__
-
-
-def _fmt_stats(stats: ServerStats) -> str:
-    return " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v) or "no connections"

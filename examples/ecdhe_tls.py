@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from ecdhe_async.demo import demo_main
+from ecdhe_async.guide.demo import demo_main
 from ecdhe_async.loops import run
 
 

@@ -243,7 +243,9 @@ async def test_rotate_under_load(pki: PKI, live_pair: tuple[Path, Path]) -> None
         try:
             await progress(20)  # the load is running
             with log_watch("ecdhe_async.certs") as logs:
-                await asyncio.to_thread(ca.issue_server_cert, cert, key, common_name="rotated")
+                await asyncio.to_thread(
+                    ca.issue_server_cert, cert, key, common_name="rotated", overwrite=True
+                )
                 assert await asyncio.to_thread(server.reload)
                 new = file_serial(cert)
                 assert logs.matching(f"serial {new:X}", logging.INFO)

@@ -1,4 +1,4 @@
-"""The guide's functions (demo.py), called with the guide's own arguments; the demo's output."""
+"""The guide's functions (ecdhe_async.guide), called with the guide's own arguments; the demo."""
 
 from __future__ import annotations
 
@@ -20,20 +20,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import ecdhe_async
-from ecdhe_async import HandshakeError, certs, ecdhe, explain
-from ecdhe_async.demo import (
-    ECDHE_GROUPS,
-    TLSClientResult,
+from ecdhe_async import HandshakeError, certs, ecdhe, groups, guide
+from ecdhe_async.errors import ConfigError
+from ecdhe_async.guide import (
     create_self_signed_cert,
-    demo_main,
     demonstrate_basic_ecdhe,
-    demonstrate_mitm,
     demonstrate_tls_with_ecdhe,
     explain_ecdhe_in_tls,
     run_tls_client,
     run_tls_server,
 )
-from ecdhe_async.errors import ConfigError
+from ecdhe_async.guide.basic_ecdhe import demonstrate_mitm
+from ecdhe_async.guide.demo import demo_main
+from ecdhe_async.guide.explain import explain_text
+from ecdhe_async.guide.tls_demo import TLSClientResult
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADINGS = (
@@ -78,10 +78,9 @@ def guide_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_guide_functions_exported_at_top_level() -> None:
-    from ecdhe_async import demo
-
+    assert sorted(guide.__all__) == sorted(GUIDE_NAMES)
     for name in GUIDE_NAMES:
-        assert getattr(ecdhe_async, name, None) is getattr(demo, name), name
+        assert getattr(ecdhe_async, name, None) is getattr(guide, name), name
         assert name in ecdhe_async.__all__, name
     assert create_self_signed_cert is certs.create_self_signed_cert  # re-exported, not copied
 
@@ -99,7 +98,7 @@ async def test_run_tls_server_and_client(guide_dir: Path) -> None:
     assert isinstance(result, TLSClientResult)
     assert result.reply == b"Hello, ECDHE!"
     assert custom.reply == b"second message"
-    assert result.group in ECDHE_GROUPS
+    assert result.group in groups.ALLOWED
     assert result.forward_secret
     assert result.version == "TLSv1.3"
     assert result.cipher is not None
@@ -196,7 +195,7 @@ async def test_demonstrate_tls_with_ecdhe_cleans_up(monkeypatch: pytest.MonkeyPa
     result = await demonstrate_tls_with_ecdhe()
     assert result.client.reply == result.message == b"Hello, ECDHE!"
     assert result.forward_secret
-    assert result.client.group in ECDHE_GROUPS
+    assert result.client.group in groups.ALLOWED
     assert result.certificate.key_type == "ECDSA P-256"
     assert result.address[0] == "127.0.0.1"
     assert len(created) == 1
@@ -205,9 +204,25 @@ async def test_demonstrate_tls_with_ecdhe_cleans_up(monkeypatch: pytest.MonkeyPa
 
 def test_explain_ecdhe_in_tls() -> None:
     text = explain_ecdhe_in_tls()
-    assert text == explain.explain_text()
+    assert text == explain_text()
     for step in ("ClientHello", "key_share", "ServerHello", "CertificateVerify", "Finished"):
         assert step in text
+
+
+@pytest.mark.parametrize(
+    ("group", "forward_secret"),
+    [
+        ("X25519", True),
+        ("P-384", True),
+        ("ffdhe2048", False),  # finite-field DH: what our contexts refuse
+        ("X25519MLKEM768", False),  # a hybrid, not (only) elliptic-curve DH
+        ("no-such-group", False),
+        (None, False),  # no handshake facts
+    ],
+)
+def test_forward_secret_reads_the_group_registry(group: str | None, forward_secret: bool) -> None:
+    result = TLSClientResult(b"", "TLSv1.3", "TLS_AES_128_GCM_SHA256", group, None, 0.0)
+    assert result.forward_secret is forward_secret
 
 
 # --- the man in the middle -----------------------------------------------------------------------
@@ -285,7 +300,9 @@ async def test_demo_main_shows_live_values_never_secrets(monkeypatch: pytest.Mon
     """Plant markers: record every derived key and private key, then look for them in the text."""
     derived: list[bytes] = []
     private_keys: list[Any] = []
-    real_derive, real_generate = ecdhe.derive_key, ecdhe._generate_private_key
+    from ecdhe_async.ecdhe import agreement, protocol  # where derive_key and keygen are called
+
+    real_derive, real_generate = ecdhe.derive_key, agreement._generate_private_key
     real_cert_key = certs.generate_private_key
 
     def derive_key(*args: Any, **kwargs: Any) -> bytes:
@@ -303,9 +320,9 @@ async def test_demo_main_shows_live_values_never_secrets(monkeypatch: pytest.Mon
         private_keys.append(key)
         return key
 
-    monkeypatch.setattr(ecdhe, "derive_key", derive_key)
-    monkeypatch.setattr(ecdhe, "_generate_private_key", generate)
-    monkeypatch.setattr(certs, "generate_private_key", cert_key)
+    monkeypatch.setattr(protocol, "derive_key", derive_key)
+    monkeypatch.setattr(agreement, "_generate_private_key", generate)
+    monkeypatch.setattr(certs.issue, "generate_private_key", cert_key)
     out = io.StringIO()
     await demo_main(out)
     output = out.getvalue()
@@ -361,17 +378,17 @@ def test_python_m_ecdhe_async_demo_subprocess() -> None:
 
 
 # Runs ``python -m ecdhe_async demo`` exactly as -m does (runpy), after planting a recorder on
-# ecdhe.derive_key that writes every derived key to a file the test then reads.
+# the exchange's derive_key that writes every derived key to a file the test then reads.
 _PLANTED = """
 import runpy, sys
-from ecdhe_async import ecdhe
-real, marker = ecdhe.derive_key, sys.argv[1]
+from ecdhe_async.ecdhe import protocol
+real, marker = protocol.derive_key, sys.argv[1]
 def derive_key(*args, **kwargs):
     key = real(*args, **kwargs)
     with open(marker, "a") as fh:
         fh.write(key.hex() + "\\n")
     return key
-ecdhe.derive_key = derive_key
+protocol.derive_key = derive_key
 sys.argv = ["ecdhe_async", "demo"]
 runpy.run_module("ecdhe_async", run_name="__main__", alter_sys=True)
 """

@@ -244,7 +244,7 @@ async def test_sigterm_lets_in_flight_echoes_finish(pki: PKI) -> None:
 
 async def rotate(pki: PKI, cert: Path, key: Path) -> int:
     ca = DevCA.load(pki.ca, pki.dir / "ca-key.pem")
-    await asyncio.to_thread(ca.issue_server_cert, cert, key)
+    await asyncio.to_thread(ca.issue_server_cert, cert, key, overwrite=True)
     return int(describe_certificate(cert).serial_number, 16)
 
 
