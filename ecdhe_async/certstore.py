@@ -43,7 +43,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from .certs import CertInfo, check_key_pair, describe_certificate, is_group_or_world_readable
+from .certs import CertInfo, check_key_pair, describe_certificate
 from .errors import CertificateError, ConfigError
 from .settings import CertificateSettings, TLSSettings
 from .tls import server_context
@@ -90,12 +90,15 @@ class CertStore:
         self._entries = list(_entries(tls))
         self._stamps = self._stat()
         self._hashes = self._hash()
+        # The context every connection starts with: the default pair's first one (its errors
+        # name the setting at fault), whose callback then picks from the current set; a reload
+        # swaps the set, never this object.
+        self.context = server_context(tls)
         try:
-            self._state = self._build()
+            self._state = self._build(self.context)
         except CertificateError as exc:
             raise ConfigError(f"invalid setting {exc}") from None
         self._log_loaded("loaded")
-        self.context = server_context(tls)
         self.context.sni_callback = self._pick
         self._watch: asyncio.Task[None] | None = None
 
@@ -183,9 +186,9 @@ class CertStore:
             task.cancel()
 
     # -- building --------------------------------------------------------------------------------
-    def _build(self) -> _State:
+    def _build(self, default: ssl.SSLContext | None = None) -> _State:
         infos = [(entry, _check(entry)) for entry in self._entries]
-        state = _State(default=self._context(self._entries[:1]))
+        state = _State(default=default or self._context(self._entries[:1]))
         groups: dict[tuple[str, ...], list[_Entry]] = {}
         for entry in self._entries[1:]:
             groups.setdefault(entry.names, []).append(entry)
@@ -276,8 +279,6 @@ def _check(entry: _Entry) -> CertInfo:
         info = describe_certificate(entry.certfile)
     except CertificateError as exc:
         raise CertificateError(f"{entry.where}: {exc}") from None
-    if entry.where != "tls" and is_group_or_world_readable(entry.keyfile):
-        log.warning("private key file '%s' is readable by other users: chmod 600 it", entry.keyfile)
     return info
 
 

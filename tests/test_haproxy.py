@@ -21,7 +21,7 @@ import pytest
 
 from ecdhe_async.tls import client_context
 
-from .conftest import PKI, client_settings, running_server, server_settings
+from .conftest import PKI, client_settings, running_server, s_client, server_settings
 from .test_proxy_server import who
 
 HAPROXY = shutil.which("haproxy") or next(
@@ -102,4 +102,21 @@ async def test_client_address_through_haproxy(
                 assert peer == f"127.0.0.5:{local_port}"
                 assert proxy.startswith("127.0.0.1:")
                 assert (version, command) == (f"{mode}", "PROXY")
+        assert server.stats.proxy_errors == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("send_proxy", "mode"), [("send-proxy-v2", "v2"), ("send-proxy", "auto")])
+async def test_ffdhe_only_client_through_haproxy_gets_the_alert(
+    pki: PKI, tmp_path: Path, send_proxy: str, mode: str
+) -> None:
+    """The PROXY stage changes nothing about refusals: openssl still reads our fatal alert."""
+    async with running_server(server_settings(pki, proxy_protocol=mode), who) as server:
+        with haproxy(server.port, send_proxy, tmp_path / "haproxy.log") as front:
+            result = await s_client(front, "-tls1_3", "-groups", "ffdhe2048")
+        assert "alert handshake failure" in result.output, result.output
+        assert "unexpected eof" not in result.output.lower(), result.output
+        assert result.returncode != 0
+        assert server.stats.handshake_failures == 1
+        assert server.stats.handshakes == 0
         assert server.stats.proxy_errors == 0
