@@ -19,7 +19,7 @@ from ._setting_errors import key_password_hint
 from .errors import CertificateError, ConfigError, HandshakeError
 from .loops import LoopName
 from .loops import run as run_loop
-from .settings import ClientAuth, ClientSettings, LogLevel, Profile, ServerSettings
+from .settings import ClientAuth, ClientSettings, LogLevel, Profile, ProxyProtocol, ServerSettings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--proxy-protocol",
-        choices=["off", "v1", "v2", "auto"],
+        choices=get_args(ProxyProtocol),
         help="read a PROXY protocol header before TLS, from proxy_trusted sources (default: off)",
     )
 
