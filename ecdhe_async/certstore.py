@@ -168,11 +168,14 @@ class CertStore:
         """
         while True:
             await asyncio.sleep(interval)
-            if await asyncio.to_thread(self.changed):
-                log.info("certificate files changed: reloading")
-                await asyncio.to_thread(self._swap)
-            else:
-                log.debug("certificate check: no change")
+            try:
+                if await asyncio.to_thread(self.changed):
+                    log.info("certificate files changed: reloading")
+                    await asyncio.to_thread(self._swap)
+                else:
+                    log.debug("certificate check: no change")
+            except Exception:  # a bug: loud, and the watch goes on with the current set
+                log.exception("internal error in the certificate file check")
 
     def start_watch(self, interval: float) -> None:
         """Run :meth:`watch` in a task on the running loop (not for *interval* 0)."""
