@@ -29,9 +29,11 @@ without client auth does no CA directory work at all. Client contexts keep ``che
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import ssl
+import stat
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,6 +63,8 @@ _NO_DHE_KEX: Final = getattr(ssl, "OP_ALLOW_NO_DHE_KEX", 0)
 
 # ALPN lists are write-only in the ssl module; remember them for describe().
 _ALPN_ATTR: Final = "_ecdhe_async_alpn"
+# The key log's path as configured (ctx.keylog_filename may name /proc/self/fd/N instead).
+_KEYLOG_ATTR: Final = "_ecdhe_async_keylog"
 
 
 def _base_context(purpose: int, tls: TLSSettings) -> ssl.SSLContext:
@@ -93,21 +97,64 @@ def _setup_keylog(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
         env = os.environ.get("SSLKEYLOGFILE")
         path = Path(env) if env else None
     if path is None:
+        if ctx.keylog_filename:  # a caller's context (SSLKEYLOGFILE honoured silently): stop it
+            log.warning(
+                "key logging to '%s' turned off: tls.keylog_file / allow_keylog do not ask for it",
+                ctx.keylog_filename,
+            )
+            ctx.keylog_filename = None  # type: ignore[assignment]
         return
-    # The file holds every session secret: create it owner-only (OpenSSL would use the umask).
+    fd = open_keylog(path)
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
-        ctx.keylog_filename = os.fspath(path)
-    except OSError as exc:
-        raise ConfigError(
-            f"invalid setting tls.keylog_file='{path}': cannot open it for appending "
-            f"({exc.strerror or exc})"
-        ) from None
+        # Let the ssl module reopen *the file we checked*, not whatever the path names by now.
+        proc_fd = f"/proc/self/fd/{fd}"
+        ctx.keylog_filename = proc_fd if os.path.exists(proc_fd) else os.fspath(path)
+    finally:
+        os.close(fd)
+    setattr(ctx, _KEYLOG_ATTR, os.fspath(path))
     log.warning(
         "TLS KEY LOGGING IS ON: every session secret is written to '%s'; anyone with that file "
         "can decrypt recorded traffic. Never enable this in production.",
         path,
     )
+
+
+def open_keylog(path: Path) -> int:
+    """Open the key log *path* for appending, private to its owner; return the descriptor.
+
+    The file holds every session secret. A symbolic link at *path* is refused (``O_NOFOLLOW``:
+    whoever can write the directory must not redirect the secrets), so is anything but a regular
+    file; a new file is created ``0600`` whatever the umask; an existing file that others can read
+    is made ``0600`` (said in a warning), or refused when it belongs to another user.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"invalid setting tls.keylog_file='{path}': {why}")
+
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENXIO and path.is_symlink()):
+            raise refuse("it is a symbolic link; refused (give the real file)") from None
+        raise refuse(f"cannot open it for appending ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse("not a regular file")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            if st.st_uid != os.geteuid():
+                raise refuse(f"readable by others (mode {mode:04o}) and owned by another user")
+            os.fchmod(fd, 0o600)
+            log.warning(
+                "key log file '%s' was readable by others (mode %04o): changed to 0600", path, mode
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _load_chain(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
@@ -207,5 +254,5 @@ def describe(ctx: ssl.SSLContext) -> dict[str, Any]:
         "verify_mode": ctx.verify_mode.name,
         "check_hostname": ctx.check_hostname,
         "alpn": list(getattr(ctx, _ALPN_ATTR, ())),
-        "keylog_file": ctx.keylog_filename,
+        "keylog_file": getattr(ctx, _KEYLOG_ATTR, None) or ctx.keylog_filename,
     }
