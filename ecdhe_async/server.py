@@ -37,6 +37,7 @@ from ._tlsproto import TLSProtocol, start_tls
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, resolve_handler
+from .limits import ensure_fd_limit
 from .settings import ServerSettings
 from .tls import server_context
 
@@ -149,6 +150,7 @@ class TLSServer:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         s = self.settings
+        ensure_fd_limit(s.max_connections)
         # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
         # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
         # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
