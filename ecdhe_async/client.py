@@ -16,9 +16,11 @@ from typing import Any
 from ._stream import StreamProtocol
 from ._tlsproto import start_tls
 from .connection import Connection, TLSInfo
+from .contexts import cached_client_context
 from .errors import HandshakeError
+from .policy import check_forward_secret, log_refusal
 from .settings import ClientSettings
-from .tls import client_context
+from .tls import apply_policy
 
 __all__ = ["connect"]
 
@@ -60,7 +62,7 @@ def connect(
     :class:`TimeoutError` / :class:`OSError` if the connection cannot be made.
     """
     settings = settings if settings is not None else ClientSettings.load()
-    context = ssl_context or client_context(settings.tls)
+    context = apply_policy(ssl_context, settings.tls, server_side=False) if ssl_context else None
     name = server_hostname or settings.server_hostname or host
     return _Connecting(_connect(host, port, settings, context, name))
 
@@ -69,10 +71,11 @@ async def _connect(
     host: str,
     port: int,
     settings: ClientSettings,
-    context: ssl.SSLContext,
+    context: ssl.SSLContext | None,
     server_hostname: str,
 ) -> Connection:
     loop = asyncio.get_running_loop()
+    context = context or await cached_client_context(settings.tls)
     # Plain TCP first (the client speaks first in TLS, so nothing arrives before the switch).
     transport, _ = await asyncio.wait_for(
         loop.create_connection(asyncio.Protocol, host, port), settings.connect_timeout
@@ -111,9 +114,17 @@ async def _connect(
     except BaseException:
         transport.abort()
         raise
+    ssl_object = stream.transport.get_extra_info("ssl_object")
+    if (problem := check_forward_secret(ssl_object, settings.tls.groups)) is not None:
+        transport.abort()
+        log_refusal(problem, f"{host}:{port}")
+        raise HandshakeError(
+            f"TLS handshake with {host}:{port} refused: not forward secret: {problem}",
+            reason="not forward secret",
+        )
     return Connection(
         stream,
-        tls=TLSInfo.from_ssl_object(stream.transport.get_extra_info("ssl_object")),
+        tls=TLSInfo.from_ssl_object(ssl_object),
         handshake_duration=time.perf_counter() - started,
         shutdown_timeout=settings.shutdown_timeout,
     )

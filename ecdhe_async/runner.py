@@ -17,7 +17,7 @@ from .loops import run as run_loop
 from .server import TLSServer
 from .settings import ServerSettings
 
-__all__ = ["run_server", "serve", "with_dev_certificate"]
+__all__ = ["prepare_server", "run_server", "serve", "with_dev_certificate"]
 
 log = logging.getLogger("ecdhe_async.server")
 
@@ -42,9 +42,16 @@ def with_dev_certificate(settings: ServerSettings) -> ServerSettings:
     return settings.model_copy(update={"tls": tls})
 
 
+async def prepare_server(settings: ServerSettings, handler: Any = None) -> TLSServer:
+    """Build the server in a worker thread: the dev certificate (key generation, a lock file that
+    another process may hold) and the context (certificate and key files) never block the loop.
+    """
+    return await asyncio.to_thread(lambda: TLSServer(with_dev_certificate(settings), handler))
+
+
 async def serve(settings: ServerSettings, handler: Any = None) -> None:
     """Serve until SIGTERM/SIGINT: the first signal stops gracefully, a second SIGINT at once."""
-    server = TLSServer(with_dev_certificate(settings), handler)
+    server = await prepare_server(settings, handler)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0

@@ -38,8 +38,9 @@ from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, resolve_handler
 from .limits import ensure_fd_limit
+from .policy import check_forward_secret, log_refusal
 from .settings import ServerSettings
-from .tls import server_context
+from .tls import apply_policy, server_context
 
 __all__ = ["ServerStats", "TLSServer"]
 
@@ -133,7 +134,10 @@ class TLSServer:
         self.handler: Handler = resolve_handler(
             handler if handler is not None else self.settings.handler, self.settings
         )
-        self.ssl_context = ssl_context or server_context(self.settings.tls)
+        tls = self.settings.tls
+        self.ssl_context = (
+            apply_policy(ssl_context, tls, server_side=True) if ssl_context else server_context(tls)
+        )
         self.stats = ServerStats()
         self._server: asyncio.Server | None = None
         self._pending: dict[_Pending, None] = {}
@@ -367,6 +371,11 @@ class TLSServer:
         assert tls_proto is not None
         assert stream is not None
         ssl_object = cast(ssl.SSLObject, stream.transport.get_extra_info("ssl_object"))
+        if (problem := check_forward_secret(ssl_object, self.settings.tls.groups)) is not None:
+            self.stats.handshake_failures += 1
+            log_refusal(problem, _peer(pending.transport))
+            pending.abort()
+            return
         conn = Connection(
             stream,
             tls=TLSInfo.from_ssl_object(ssl_object),

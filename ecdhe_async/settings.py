@@ -86,6 +86,9 @@ class TLSSettings(BaseModel):
     )
     client_auth: ClientAuth = "none"
     session_tickets: bool = False
+    #: Where the server's TLS 1.2 session-ID cache cannot be switched off (no OpenSSL shim),
+    #: TLS 1.2 is refused unless this accepts resumption without a fresh ECDHE exchange.
+    allow_tls12_session_resumption: bool = False
     alpn: Annotated[list[str], NoDecode] = Field(default_factory=list)
     keylog_file: Path | None = None
     allow_keylog: bool = False

@@ -19,6 +19,7 @@ import pytest
 import uvloop
 
 from ecdhe_async.certs import DevCA, create_self_signed_cert
+from ecdhe_async.contexts import clear_context_cache
 from ecdhe_async.server import TLSServer
 from ecdhe_async.settings import ClientSettings, ServerSettings
 
@@ -91,6 +92,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ECDHE_ASYNC_") or name == "SSLKEYLOGFILE":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client_contexts() -> Iterator[None]:
+    """Each test builds its client contexts anew (their warnings are logged at build time)."""
+    clear_context_cache()
+    yield
+    clear_context_cache()
 
 
 def server_settings(pki: PKI, *, tls: dict[str, Any] | None = None, **kw: Any) -> ServerSettings:

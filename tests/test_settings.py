@@ -422,7 +422,7 @@ def _sections(text: str) -> dict[str, set[str]]:
         if m := re.fullmatch(r"\[(\w+)\]\s*", line):
             current = m.group(1)
             sections.setdefault(current, set())
-        elif m := re.fullmatch(r"#?\s*([a-z_]+)\s*=\s*\S.*", line):
+        elif m := re.fullmatch(r"#?\s*([a-z_][a-z0-9_]*)\s*=\s*\S.*", line):
             sections[current].add(m.group(1))
     return sections
 
