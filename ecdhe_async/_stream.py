@@ -18,6 +18,8 @@ import collections
 import threading
 from typing import Any, Final
 
+from ._budget import Account
+
 __all__ = ["StreamProtocol"]
 
 _SCRATCH_SIZE: Final = 256 * 1024
@@ -34,8 +36,10 @@ def _scratch() -> memoryview:
 class StreamProtocol(asyncio.BufferedProtocol):
     """Buffers decrypted chunks for one reader; tracks write flow control and the close."""
 
-    def __init__(self, *, high_water: int = 256 * 1024) -> None:
+    def __init__(self, *, high_water: int = 256 * 1024, account: Account | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self._account = account  # the server's memory budget (None: unbounded, e.g. a client)
+        self._dropped = False  # closed for exceeding the budget: ignore further bytes
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._high_water = high_water
@@ -56,6 +60,10 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return _scratch()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._account is not None and not self._account.charge(nbytes):
+            self._over_budget()
+        if self._dropped:
+            return
         self._chunks.append(bytes(_scratch()[:nbytes]))
         self._buffered += nbytes
         if self._buffered > self._high_water and not self._read_paused:
@@ -69,6 +77,8 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._account is not None:
+            self._account.close()
         self._eof = True
         if exc is not None and self._exc is None:
             self._exc = exc
@@ -131,6 +141,8 @@ class StreamProtocol(asyncio.BufferedProtocol):
                 need -= len(chunk)
             data = b"".join(parts)
         self._buffered -= len(data)
+        if self._account is not None:
+            self._account.refund(len(data))
         if self._read_paused and self._buffered <= self._high_water // 4:
             self._read_paused = False
             self.transport.resume_reading()
@@ -156,6 +168,27 @@ class StreamProtocol(asyncio.BufferedProtocol):
                 raise asyncio.IncompleteReadError(partial, n)
             await self._wait()
         return self._take(n)
+
+    def hold(self, nbytes: int) -> None:
+        """The reader holds *nbytes* of input elsewhere (a partial frame): charge the budget."""
+        if self._account is not None and not self._account.hold(nbytes):
+            self._over_budget()
+            assert self._exc is not None
+            raise self._exc
+
+    def _over_budget(self) -> None:
+        # Drop this connection only: its buffered bytes go back to the budget at once.
+        if self._dropped:
+            return
+        self._dropped = True
+        assert self._account is not None
+        self._exc = self._account.exceeded(self.transport.get_extra_info("peername"))
+        self._account.refund(self._buffered)
+        self._chunks.clear()
+        self._buffered = 0
+        self._eof = True
+        self.transport.abort()
+        self._wake()
 
     # -- the writer's side -------------------------------------------------------------------
     async def drain(self) -> None:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self, cast
 
+from ._budget import MemoryBudget
 from ._stream import StreamProtocol
 from ._tlsproto import TLSProtocol, start_tls
 from .connection import Connection, TLSInfo
@@ -139,6 +140,7 @@ class TLSServer:
             apply_policy(ssl_context, tls, server_side=True) if ssl_context else server_context(tls)
         )
         self.stats = ServerStats()
+        self.budget = MemoryBudget(self.settings.max_buffered_bytes)
         self._server: asyncio.Server | None = None
         self._pending: dict[_Pending, None] = {}
         self._connections: dict[Connection, asyncio.Task[None]] = {}
@@ -328,7 +330,7 @@ class TLSServer:
         pending.started = time.perf_counter()  # loop.time() is 1 ms coarse on uvloop
         if log.isEnabledFor(logging.DEBUG):
             log.debug("TLS handshake started from %s", _peer(transport))
-        pending.stream = StreamProtocol()
+        pending.stream = StreamProtocol(account=self.budget.account())
         pending.tls, waiter = start_tls(
             transport,
             pending.stream,

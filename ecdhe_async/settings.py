@@ -243,6 +243,11 @@ class ServerSettings(_Settings):
     - ``max_connections``: established connections; beyond it new ones are closed at once.
     - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
       not sent a byte is dropped, so silent sockets cannot starve real clients.
+    - ``max_buffered_bytes``: input buffered by all connections together (unread bytes plus the
+      partial lines and frames handlers hold). Per-connection limits alone allow
+      ``max_connections`` x ``max_frame_size`` (160 GiB with the defaults); 256 MiB keeps a
+      server within a small machine's memory while still holding 16 full-size frames at once.
+      A connection whose next bytes would exceed it is closed; the others carry on.
     """
 
     model_config = SettingsConfigDict(
@@ -268,6 +273,7 @@ class ServerSettings(_Settings):
     reuse_port: bool = False
     max_line_length: int = Field(64 * 1024, ge=1)
     max_frame_size: int = Field(16 * 1024 * 1024, ge=1)
+    max_buffered_bytes: int = Field(256 * 1024 * 1024, ge=1)
     tls: TLSSettings = Field(default_factory=TLSSettings)
 
 
