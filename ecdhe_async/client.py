@@ -57,6 +57,9 @@ def connect(
     The certificate chain and host name are verified (against ``settings.tls.ca_file`` or the
     system store) unless ``settings.tls.insecure_skip_verify`` says otherwise. The name checked
     (and sent as SNI) is *server_hostname*, else ``settings.server_hostname``, else *host*.
+    Without *ssl_context*, one context per settings is built (off the loop) and reused; a given
+    *ssl_context* is restricted in place to the settings' policy (:func:`~ecdhe_async.tls.
+    apply_policy`). A handshake that is not forward secret is refused after the fact too.
     Connect and handshake are bounded by ``settings.connect_timeout`` / ``handshake_timeout``.
     Raises :class:`~ecdhe_async.errors.HandshakeError` if the handshake fails and
     :class:`TimeoutError` / :class:`OSError` if the connection cannot be made.

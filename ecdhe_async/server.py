@@ -119,9 +119,12 @@ class TLSServer:
     """An ECDHE-only TLS server running *handler* for every connection.
 
     ``settings`` is a :class:`ServerSettings` (it must name a certificate unless *ssl_context*
-    is given); ``handler`` is a built-in name, an import path ``"pkg.mod:attr"``, a class or an
-    async callable (default: ``settings.handler``). Use ``async with TLSServer(...) as server:``
-    or :meth:`start` / :meth:`aclose`.
+    is given; a given *ssl_context* is restricted in place to the settings' policy by
+    :func:`~ecdhe_async.tls.apply_policy`, or refused with :class:`ConfigError`); ``handler``
+    is a built-in name, an import path ``"pkg.mod:attr"``, a class or an async callable
+    (default: ``settings.handler``). Every established connection passes
+    :func:`~ecdhe_async.policy.check_forward_secret` before its handler runs. Use
+    ``async with TLSServer(...) as server:`` or :meth:`start` / :meth:`aclose`.
     """
 
     def __init__(

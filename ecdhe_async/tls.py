@@ -119,7 +119,8 @@ def _restrict(ctx: ssl.SSLContext, tls: TLSSettings) -> ssl.SSLContext:
     ctx.options |= _HARDENING
     ctx.options &= ~_NO_DHE_KEX
     floor = ssl.TLSVersion.TLSv1_3 if tls.profile == "modern" else ssl.TLSVersion.TLSv1_2
-    ctx.minimum_version = max(ctx.minimum_version, floor)  # tighten a caller's floor, never lower
+    if ctx.minimum_version != ssl.TLSVersion.MAXIMUM_SUPPORTED:  # (that one means TLS 1.3 only)
+        ctx.minimum_version = max(ctx.minimum_version, floor)  # tighten a caller's, never lower
     ctx.set_ciphers(TLS12_CIPHERS)
     _groups.apply_groups(ctx, tls.groups)
     if tls.session_tickets:
