@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import Any, Final, get_args
 
 from . import __version__
+from ._setting_errors import key_password_hint
 from .errors import CertificateError, ConfigError, HandshakeError
 from .loops import LoopName
 from .loops import run as run_loop
-from .settings import ClientAuth, ClientSettings, Profile, ServerSettings
+from .settings import ClientAuth, ClientSettings, LogLevel, Profile, ServerSettings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -34,6 +35,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        if action.nargs == 0:  # an on/off flag (store_true...): "(default: False)" says nothing
             return action.help
         return super()._get_help_string(action)
 
@@ -74,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="log level"
-    )
+    _global_options(parser, default=None, command=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = _Formatter
 
@@ -102,12 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop; auto = uvloop when installed (default: auto)",
     )
     serve.add_argument(
-        "--client-auth", choices=get_args(ClientAuth), help="client certificates (default: none)"
+        "--client-auth",
+        choices=get_args(ClientAuth),
+        help="client certificates, checked against --ca-file (default: none)",
     )
     serve.add_argument(
         "--max-connections",
         type=int,
+        metavar="N",
         help=f"limit on connections (default: {d['max_connections'].default})",
+    )
+    serve.add_argument(
+        "--key-password-env",
+        metavar="VAR",
+        help="the encrypted key's password is in this environment variable (never put the "
+        "password itself on the command line: other users can read it with ps)",
     )
 
     conn = sub.add_parser(
@@ -152,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--live", action="store_true", help="annotate with a real loopback handshake"
     )
     explain.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+    _add_audit(sub)
     bench = sub.add_parser(
         "bench",
         help="load-test a TLS server (handshakes or throughput)",
@@ -159,7 +170,35 @@ def build_parser() -> argparse.ArgumentParser:
         "side-by-side comparison that `make bench` runs.",
     )
     _add_bench(bench)
+    _accept_global_options(parser)
     return parser
+
+
+def _global_options(p: argparse.ArgumentParser, *, default: Any, command: str | None) -> None:
+    """Options valid before and after the command: ``--log-level debug serve`` works too."""
+    if command is None:
+        level = "info for serve, warning otherwise"
+    else:
+        level = "the log_level setting, info" if command == "serve" else "warning"
+    p.add_argument(
+        "--log-level",
+        default=default,
+        choices=get_args(LogLevel),
+        help=f"log level (default: {level})",
+    )
+
+
+def _accept_global_options(parser: argparse.ArgumentParser, command: str | None = None) -> None:
+    """Add the global options to every (sub)command, however deeply nested.
+
+    On a subcommand they default to ``SUPPRESS``, so that a value given before the command is
+    not reset by the subcommand's parser.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                _global_options(subparser, default=argparse.SUPPRESS, command=command or name)
+                _accept_global_options(subparser, command or name)
 
 
 def _key_types() -> list[str]:
@@ -295,18 +334,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     tls = _tls_overrides(args)
     if args.client_auth is not None:
         tls["client_auth"] = args.client_auth
-    settings = ServerSettings.load(
-        args.config,
-        host=args.host,
-        port=args.port,
-        handler=args.handler,
-        loop=args.loop,
-        max_connections=args.max_connections,
-        log_level=args.log_level,
-        tls=tls or None,
-    )
-    _setup_logging(settings.log_level)
-    run_server(settings)
+    if args.key_password_env is not None:
+        tls["key_password"] = _password_from_env(args.key_password_env)
+    try:
+        settings = ServerSettings.load(
+            args.config,
+            host=args.host,
+            port=args.port,
+            handler=args.handler,
+            loop=args.loop,
+            max_connections=args.max_connections,
+            log_level=args.log_level,
+            tls=tls or None,
+        )
+        logging.getLogger().setLevel(settings.log_level.upper())
+        run_server(settings)
+    except OSError as exc:  # cannot listen: the runner's message names the address
+        if exc.errno is None and not str(exc).startswith("cannot listen on"):
+            raise
+        print(f"ecdhe-async: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (ConfigError, CertificateError) as exc:
+        text = str(exc)
+        if "a password is required" in text and "--key-password-env" not in text:
+            raise type(exc)(f"{text}: {key_password_hint()}") from None
+        raise
     return EXIT_OK
 
 
@@ -431,6 +483,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
+def _add_audit(sub: Any) -> None:
+    aud = sub.add_parser(
+        "audit",
+        help="is a TLS server forward-secret only? (exit 0 yes, 1 no, 2 could not tell)",
+        formatter_class=_Formatter,
+        description="Probe any TLS server with real handshakes (TLS 1.3 groups one by one, "
+        "TLS 1.2 key-exchange classes, legacy versions, resumption) and give a verdict.",
+    )
+    aud.add_argument("target", metavar="HOST[:PORT]", help="server to audit (default port 443)")
+    aud.add_argument("--servername", help="SNI and name to verify (default: HOST)")
+    aud.add_argument("--json", action="store_true", help="print the report as JSON")
+    aud.add_argument("--timeout", type=float, default=5.0, help="per-probe timeout (s)")
+    aud.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify against")
+    aud.add_argument(
+        "--insecure", action="store_true", help="skip the certificate check (kex is tested anyway)"
+    )
+    aud.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .audit.command import main as audit_main
+
+    return audit_main(args)
+
+
 _COMMANDS: Final = {
     "serve": _cmd_serve,
     "connect": _cmd_connect,
@@ -438,6 +515,7 @@ _COMMANDS: Final = {
     "demo": _cmd_demo,
     "explain": _cmd_explain,
     "bench": _cmd_bench,
+    "audit": _cmd_audit,
 }
 
 
@@ -452,8 +530,8 @@ def _setup_logging(level: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ecdhe-async``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command != "serve":
-        _setup_logging(args.log_level or "warning")
+    # Before any settings are read: their warnings go through logging like every other message.
+    _setup_logging(args.log_level or ("info" if args.command == "serve" else "warning"))
     try:
         return _COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -43,6 +43,7 @@ from pydantic_settings import (
 )
 
 from ._openssl import DEFAULT_GROUPS, normalize_group
+from ._setting_errors import Origin, format_validation_error, unknown_env_vars
 from .certs import is_group_or_world_readable, load_certificate, load_private_key
 from .errors import CertificateError, ConfigError
 
@@ -219,14 +220,19 @@ class _Settings(BaseSettings):
         given do not mask lower sources). Nested values are dicts, e.g. ``tls={"groups": [...]}``.
         """
         path = Path(config).expanduser() if config is not None else _env_path(cls.config_env)
-        if path is not None:
-            _check_toml(path)
+        toml = _check_toml(path) if path is not None else {}
+        explicit = {k: v for k, v in overrides.items() if v is not None}
+        origin = Origin(cls, explicit, path, toml)
+        for name, hint in unknown_env_vars(cls, _Settings.__subclasses__()):
+            log.warning("ignoring unknown environment variable %s%s", name, hint)
         token = _config_file.set(path)
         try:
-            return cls(**{k: v for k, v in overrides.items() if v is not None})
+            return cls(**explicit)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-        except (SettingsError, ValueError) as exc:
+            raise ConfigError(format_validation_error(exc, origin)) from None
+        except SettingsError as exc:  # a value in the environment that is not valid JSON
+            raise ConfigError(origin.settings_error(exc)) from None
+        except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from None
         finally:
             _config_file.reset(token)
@@ -304,52 +310,13 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _check_toml(path: Path) -> None:
+def _check_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"invalid setting config: file '{path}' does not exist") from None
     except OSError as exc:
         raise ConfigError(f"invalid setting config: cannot read '{path}': {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid setting config: '{path}' is not valid TOML: {exc}") from None
-
-
-_SECRET_FIELDS = frozenset({"key_password"})
-_MODEL_FIELDS = frozenset({"tls"})
-
-
-def _is_plain(value: object) -> bool:
-    """A scalar, a path, or a list/tuple of scalars: safe and short enough to echo."""
-    if isinstance(value, list | tuple):
-        return all(isinstance(v, str | int | float | bool) for v in value)
-    return isinstance(value, str | int | float | bool | Path)
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per error: ``invalid setting FIELD=VALUE: what is allowed``. Secrets are masked."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            lines.append(f"invalid setting {loc}: unknown setting (check the spelling)")
-            continue
-        value = err.get("input")
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, _FieldError):  # a cross-field check naming the field at fault
-            loc = f"{loc}.{cause.field}" if loc else cause.field
-            value = cause.value
-            msg = str(cause)
-        if value is not None and _SECRET_FIELDS.intersection(loc.split(".")):
-            shown = "'**********'"
-        elif value is None and isinstance(cause, _FieldError):
-            shown = "None"
-        elif loc.rpartition(".")[2] in _MODEL_FIELDS or not _is_plain(value):
-            shown = None  # (input for) a whole table may hold secrets: name the field only
-        else:
-            shown = repr(str(value)) if isinstance(value, Path) else repr(value)
-        target = f"{loc or 'settings'}={shown}" if shown is not None else (loc or "settings")
-        lines.append(f"invalid setting {target}: {msg}")
-    return "\n".join(lines)

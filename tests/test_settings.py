@@ -149,16 +149,16 @@ def test_bad_group() -> None:
 def test_bad_group_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECDHE_ASYNC_TLS__GROUPS", "X25519,ffdhe2048")
     assert config_error(ServerSettings) == [
-        "invalid setting tls.groups='X25519,ffdhe2048': unknown or disallowed key-exchange "
-        f"group 'ffdhe2048'; {ALLOWED}"
+        "invalid setting tls.groups='X25519,ffdhe2048' (from ECDHE_ASYNC_TLS__GROUPS): unknown "
+        f"or disallowed key-exchange group 'ffdhe2048'; {ALLOWED}"
     ]
 
 
 def test_groups_not_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECDHE_ASYNC_TLS__GROUPS", '["X25519",')
     assert config_error(ServerSettings) == [
-        "invalid setting tls.groups='[\"X25519\",': not a JSON list: '[\"X25519\",' (use a list "
-        "or 'A,B,C')"
+        "invalid setting tls.groups='[\"X25519\",' (from ECDHE_ASYNC_TLS__GROUPS): not a JSON "
+        "list: '[\"X25519\",' (use a list or 'A,B,C')"
     ]
 
 
@@ -180,8 +180,8 @@ def test_port_out_of_range(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     monkeypatch.setenv("ECDHE_ASYNC_PORT", "http")
     assert config_error(ServerSettings) == [
-        "invalid setting port='http': Input should be a valid integer, unable to parse string "
-        "as an integer"
+        "invalid setting port='http' (from ECDHE_ASYNC_PORT): Input should be a valid integer, "
+        "unable to parse string as an integer"
     ]
 
 
@@ -297,7 +297,9 @@ def test_encrypted_key(encrypted: EncryptedPair, caplog: pytest.LogCaptureFixtur
     ]
     assert config_error(ServerSettings, tls=pair) == [
         f"invalid setting tls.key_password=None: key file '{encrypted.key}' is encrypted: a "
-        "password is required"
+        "password is required: give it with `ecdhe-async serve --key-password-env VAR` (VAR holds "
+        "the password), the ECDHE_ASYNC_TLS__KEY_PASSWORD environment variable, or "
+        "tls.key_password in the config file"
     ]
     s = ServerSettings.load(tls={**pair, "key_password": PLANTED})
     assert s.tls.key_password is not None
@@ -344,10 +346,12 @@ def test_key_password_never_shown(
         "invalid setting tls.profile='x': Input should be 'intermediate' or 'modern'",
         "invalid setting tls.key_password='**********': Input should be a valid string",
         "invalid setting tls: Input should be a valid dictionary or instance of TLSSettings",
-        "invalid setting tls.profile='y': Input should be 'intermediate' or 'modern'",
-        "invalid setting tls.key_password='**********': wrong password for key file "
-        f"'{encrypted.key}' (or the key is corrupted)",
-        "invalid setting tls.key_pasword: unknown setting (check the spelling)",
+        "invalid setting tls.profile='y' (from ECDHE_ASYNC_TLS): Input should be 'intermediate' "
+        "or 'modern'",
+        "invalid setting tls.key_password='**********' (from ECDHE_ASYNC_TLS__KEY_PASSWORD): "
+        f"wrong password for key file '{encrypted.key}' (or the key is corrupted)",
+        f"invalid setting tls.key_pasword (in {toml}): unknown setting; did you mean "
+        "'key_password'?",
     ]
     text = "\n".join([*messages, repr(s), str(s), all_log_text(caplog)])
     assert WRONG not in text
@@ -358,11 +362,11 @@ def test_key_password_never_shown(
 def test_unknown_toml_keys(tmp_path: Path) -> None:
     toml = write(tmp_path / "typo.toml", 'prot = 8443\n[tls]\ngrups = ["X25519"]\n')
     assert sorted(config_error(ServerSettings, config=toml)) == [
-        "invalid setting prot: unknown setting (check the spelling)",
-        "invalid setting tls.grups: unknown setting (check the spelling)",
+        f"invalid setting prot (in {toml}): unknown setting; did you mean 'port'?",
+        f"invalid setting tls.grups (in {toml}): unknown setting; did you mean 'groups'?",
     ]
     assert config_error(ServerSettings, bogus=1) == [
-        "invalid setting bogus: unknown setting (check the spelling)"
+        "invalid setting bogus: unknown setting; check the spelling"
     ]
 
 
@@ -387,9 +391,9 @@ def test_missing_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_bad_value_in_toml(tmp_path: Path) -> None:
     toml = write(tmp_path / "v.toml", 'port = 70000\n[tls]\ngroups = ["ffdhe2048"]\n')
     assert config_error(ServerSettings, config=toml) == [
-        "invalid setting port=70000: Input should be less than or equal to 65535",
-        "invalid setting tls.groups=['ffdhe2048']: unknown or disallowed key-exchange group "
-        f"'ffdhe2048'; {ALLOWED}",
+        f"invalid setting port=70000 (in {toml}): Input should be less than or equal to 65535",
+        f"invalid setting tls.groups=['ffdhe2048'] (in {toml}): unknown or disallowed "
+        f"key-exchange group 'ffdhe2048'; {ALLOWED}",
     ]
 
 
