@@ -68,6 +68,7 @@ class TLSProtocol(sslproto.SSLProtocol):
 
     # Private attributes of the base class that we use (typeshed does not declare them).
     _transport: Any
+    _incoming: ssl.MemoryBIO
     _outgoing: ssl.MemoryBIO
     _sslobj: Any
     _state: Any

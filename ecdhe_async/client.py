@@ -18,7 +18,7 @@ from ._tlsproto import start_tls
 from .connection import Connection, TLSInfo
 from .contexts import cached_client_context
 from .errors import HandshakeError
-from .policy import check_forward_secret, log_refusal
+from .policy import check_forward_secret, fatal_alert, log_refusal
 from .settings import ClientSettings
 from .tls import apply_policy
 
@@ -90,7 +90,7 @@ async def _connect(
             # The server hung up (e.g. its connection limit) before we could say hello. Writing
             # to a dead uvloop transport would raise RuntimeError; the stdlib would just wait.
             raise ConnectionResetError("the server closed the connection before the handshake")
-        _, waiter = start_tls(
+        tls_proto, waiter = start_tls(
             transport,
             stream,
             context,
@@ -119,8 +119,9 @@ async def _connect(
         raise
     ssl_object = stream.transport.get_extra_info("ssl_object")
     if (problem := check_forward_secret(ssl_object, settings.tls.groups)) is not None:
-        transport.abort()
         log_refusal(problem, f"{host}:{port}")
+        transport.write(fatal_alert(ssl_object, tls_proto._incoming, tls_proto._outgoing))
+        transport.close()
         raise HandshakeError(
             f"TLS handshake with {host}:{port} refused: not forward secret: {problem}",
             reason="not forward secret",

@@ -18,9 +18,12 @@ and ``aead`` for each suite), not from a table of our own. The group comes from
 allows exactly one group, since OpenSSL cannot negotiate a group outside the context's list.
 Anything unknown is a problem: the check fails closed.
 
-The caller closes a refused connection at once. OpenSSL has no API to send an alert once the
-handshake is complete, so the close is an abort (TCP RST): the peer sees a reset, never a
-clean close_notify that would look like a normal end of session.
+The caller closes a refused connection at once, with a fatal alert: OpenSSL has no API to send
+an alert once the handshake is complete, so :func:`fatal_alert` hands our own ``SSLObject`` a
+record it must reject (a plaintext handshake record where only protected records may come) and
+OpenSSL queues the fatal alert it chose, properly protected: ``unexpected_message`` in TLS 1.3,
+``internal_error`` in TLS 1.2. The peer sees a failed session, never a clean close_notify that would
+look like a normal end; our log says the real reason.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from collections.abc import Collection
 from . import _openssl
 from .groups import lookup
 
-__all__ = ["check_forward_secret", "log_refusal"]
+__all__ = ["check_forward_secret", "fatal_alert", "log_refusal"]
 
 log = logging.getLogger("ecdhe_async.tls")
 
 _VERSIONS = frozenset({"TLSv1.2", "TLSv1.3"})
+# A plaintext handshake record (empty HelloRequest): never valid once records are protected.
+_FORGED_RECORD = bytes([0x16, 0x03, 0x03, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00])
 
 
 @functools.cache
@@ -93,3 +98,20 @@ def log_refusal(problem: str, peer: str) -> str:
     message = f"refused {peer}: not forward secret: {problem}; the connection is closed"
     log.error("%s", message)
     return message
+
+
+def fatal_alert(
+    ssl_object: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO
+) -> bytes:
+    """Make OpenSSL fail *ssl_object* now and return the bytes of its fatal alert to send.
+
+    *incoming* / *outgoing* are the object's memory BIOs. Whatever the peer sent meanwhile and
+    OpenSSL had not read is discarded with the session. Returns ``b""`` if OpenSSL queued nothing.
+    """
+    incoming.write(_FORGED_RECORD)
+    try:
+        while ssl_object.read(16384):  # bytes the peer sent before ours are dropped
+            pass
+    except ssl.SSLError:
+        pass  # the point: OpenSSL rejected the record and queued its alert
+    return outgoing.read()

@@ -39,7 +39,7 @@ from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, resolve_handler
 from .limits import ensure_fd_limit
-from .policy import check_forward_secret, log_refusal
+from .policy import check_forward_secret, fatal_alert, log_refusal
 from .settings import ServerSettings
 from .tls import apply_policy, server_context
 
@@ -113,6 +113,13 @@ class _Pending(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def refuse(self, alert: bytes) -> None:
+        # Send the fatal alert, then close (the kernel sends it; nothing waits on the peer).
+        if self.transport is not None:
+            if alert:
+                self.transport.write(alert)
+            self.transport.close()
 
 
 class TLSServer:
@@ -379,7 +386,7 @@ class TLSServer:
         if (problem := check_forward_secret(ssl_object, self.settings.tls.groups)) is not None:
             self.stats.handshake_failures += 1
             log_refusal(problem, _peer(pending.transport))
-            pending.abort()
+            pending.refuse(fatal_alert(ssl_object, tls_proto._incoming, tls_proto._outgoing))
             return
         conn = Connection(
             stream,

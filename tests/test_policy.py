@@ -189,24 +189,26 @@ def test_unrestrictable_server_context_refused(pki: PKI, ctx_factory: object, me
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("args", "loosen", "problem"),
+    ("args", "loosen", "problem", "alert"),
     [
         pytest.param(
             ("-tls1_3", "-groups", "ffdhe2048"),
             lambda ctx: _openssl._openssl.set_groups(ctx, ["ffdhe2048"]),  # type: ignore[union-attr]
             "key exchange ffdhe2048 is not ECDHE",
+            "alert unexpected message",
             id="ffdhe2048",
         ),
         pytest.param(
             ("-tls1_2", "-cipher", "AES128-GCM-SHA256"),
             lambda ctx: ctx.set_ciphers(TLS12_CIPHERS + ":AES128-GCM-SHA256"),
             "cipher suite AES128-GCM-SHA256 has no ECDHE key exchange (kx-rsa)",
+            "alert internal error",
             id="rsa-key-transport",
         ),
     ],
 )
 async def test_established_connection_checked_before_the_handler(
-    pki: PKI, args: tuple[str, ...], loosen: object, problem: str
+    pki: PKI, args: tuple[str, ...], loosen: object, problem: str, alert: str
 ) -> None:
     """Even if the context is loosened behind our back, the handler never sees such a session."""
     recorder = Recorder()
@@ -224,6 +226,7 @@ async def test_established_connection_checked_before_the_handler(
     assert server.stats.handshakes == 0
     assert server.stats.handshake_failures == 1
     assert "\nhi\n" not in r.output, r.output  # s_client's handshake finished; no echo came back
+    assert alert in r.output, r.output  # a fatal alert, not a reset or a clean close
 
 
 # -- no shim: fail closed --------------------------------------------------------------------
