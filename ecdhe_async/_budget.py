@@ -14,7 +14,9 @@ Pure bookkeeping: no I/O, no asyncio. All calls happen on the event loop's threa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from ._logfmt import fmt_addr
 from .errors import RemoteProtocolError
 
 __all__ = ["Account", "BudgetExceeded", "MemoryBudget"]
@@ -52,18 +54,19 @@ class MemoryBudget:
         if self.used < 0:  # pragma: no cover - a bookkeeping bug, never the peer's doing
             raise RuntimeError(f"memory budget released more than reserved ({self.used})")
 
-    def account(self) -> Account:
-        """A new per-connection :class:`Account` drawing on this budget."""
-        return Account(self)
+    def account(self, peer: tuple[Any, ...] | None = None) -> Account:
+        """A new per-connection :class:`Account` drawing on this budget (*peer*: for the log)."""
+        return Account(self, peer)
 
 
 class Account:
     """One connection's share: bytes its stream buffers plus bytes its handler holds."""
 
-    __slots__ = ("_budget", "held", "stream")
+    __slots__ = ("_budget", "held", "peer", "stream")
 
-    def __init__(self, budget: MemoryBudget) -> None:
+    def __init__(self, budget: MemoryBudget, peer: tuple[Any, ...] | None = None) -> None:
         self._budget = budget
+        self.peer = peer
         self.stream = 0
         self.held = 0
 
@@ -95,19 +98,12 @@ class Account:
         self._budget.release(self.stream + self.held)
         self.stream = self.held = 0
 
-    def exceeded(self, peer: object) -> BudgetExceeded:
+    def exceeded(self) -> BudgetExceeded:
         """Log the refusal once (WARNING, one line) and return the error for the reader."""
         budget = self._budget
         message = (
             f"server memory budget exhausted (max_buffered_bytes={budget.limit}, "
             f"{budget.used} in use; this connection holds {self.stream + self.held}): closing it"
         )
-        log.warning("%s: %s", _fmt(peer), message)
+        log.warning("%s: %s", fmt_addr(self.peer) if self.peer else "?", message)
         return BudgetExceeded(message)
-
-
-def _fmt(peer: object) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[:2]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return "?"

@@ -41,6 +41,7 @@ failure is a :class:`ShimError` with a one-line reason, turned into a fallback o
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import ssl
 import sys
@@ -48,12 +49,15 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Final
 
+from . import groups as _registry
+
 __all__ = [
     "ALLOWED_GROUPS",
     "DEFAULT_GROUPS",
     "apply_groups",
     "configured_groups",
     "disable_session_cache",
+    "group_available",
     "handshake_facts",
     "negotiated_group",
     "normalize_group",
@@ -64,30 +68,9 @@ __all__ = [
 
 log = logging.getLogger("ecdhe_async.tls")
 
-#: Canonical names of the groups we allow, strongest-common first.
-ALLOWED_GROUPS: Final = ("X25519", "X448", "P-256", "P-384", "P-521")
-DEFAULT_GROUPS: Final = ("X25519", "P-256", "P-384")
-
-_ALIASES: Final = {
-    "x25519": "X25519",
-    "x448": "X448",
-    "p-256": "P-256",
-    "prime256v1": "P-256",
-    "secp256r1": "P-256",
-    "p-384": "P-384",
-    "secp384r1": "P-384",
-    "p-521": "P-521",
-    "secp521r1": "P-521",
-}
-
-# OpenSSL short names (OBJ_nid2sn) of negotiated groups, mapped to our names.
-_SHORT_NAMES: Final = {
-    "X25519": "X25519",
-    "X448": "X448",
-    "prime256v1": "P-256",
-    "secp384r1": "P-384",
-    "secp521r1": "P-521",
-}
+#: Re-exported from :mod:`ecdhe_async.groups` (the one registry) for older imports.
+ALLOWED_GROUPS: Final = _registry.ALLOWED
+DEFAULT_GROUPS: Final = _registry.DEFAULT
 
 _SSL_CTRL_SET_GROUPS_LIST: Final = 92
 _SSL_CTRL_GET_NEGOTIATED_GROUP: Final = 134
@@ -101,17 +84,9 @@ _applied: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ...]] = weakref.W
 def normalize_group(name: str) -> str:
     """Return the canonical name of an allowed group, or raise ``ValueError`` naming the choices.
 
-    OpenSSL's aliases (``prime256v1``, ``secp384r1``, ``secp521r1``) are accepted; finite-field
-    groups (``ffdhe2048``…) never are.
+    The same as :func:`ecdhe_async.groups.canonical`.
     """
-    canonical = _ALIASES.get(name.strip().lower())
-    if canonical is None:
-        raise ValueError(
-            f"unknown or disallowed key-exchange group {name!r}; allowed: "
-            + ", ".join(ALLOWED_GROUPS)
-            + " (aliases prime256v1, secp384r1, secp521r1)"
-        )
-    return canonical
+    return _registry.canonical(name)
 
 
 class ShimError(RuntimeError):
@@ -144,6 +119,9 @@ class _OpenSSL:
         self.nid2sn = lib.OBJ_nid2sn
         self.nid2sn.argtypes = [c_int]
         self.nid2sn.restype = ctypes.c_char_p
+        self.err_clear = lib.ERR_clear_error
+        self.err_clear.argtypes = []
+        self.err_clear.restype = None
         self.head = object.__basicsize__
         self.ctx_type: type = _ssl._SSLContext
         self.ssl_type: type = getattr(_ssl, "_SSLSocket")  # noqa: B009 - not in typeshed
@@ -192,6 +170,7 @@ class _OpenSSL:
         ptr = self.checked_ctx_pointer(ctx)
         names = ":".join(groups).encode("ascii")
         if self.ctx_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names) != 1:
+            self.err_clear()  # leave no stale error behind for the next ssl call to report
             raise ssl.SSLError(f"OpenSSL rejected the group list {':'.join(groups)!r}")
 
     def negotiated(self, ptr: int) -> str | None:
@@ -202,7 +181,7 @@ class _OpenSSL:
         if short is None:
             return None
         name = short.decode("ascii", "replace")
-        return _SHORT_NAMES.get(name, name)
+        return _registry.by_openssl_name(name)
 
     def server_name(self, ptr: int) -> str | None:
         name: bytes | None = self.servername(ptr, 0)  # TLSEXT_NAMETYPE_host_name
@@ -236,34 +215,58 @@ def apply_groups(ctx: ssl.SSLContext, groups: Sequence[str]) -> tuple[str, ...]:
     wanted = tuple(normalize_group(g) for g in groups)
     if not wanted:
         raise ValueError("at least one key-exchange group is required")
-    native = getattr(ctx, "set_groups", None)
-    if native is not None:  # Python 3.15+
-        native(":".join(wanted))
-        applied = wanted
-    else:
-        try:
-            if _openssl is None:
-                raise ShimError(shim_problem() or "no shim")
-            _openssl.set_groups(ctx, wanted)
-            applied = wanted
-        except ShimError as exc:  # one curve through the public API: still EC only
-            ctx.set_ecdh_curve(_OPENSSL_CURVE_NAMES[wanted[0]])
-            applied = wanted[:1]
-            if len(wanted) > 1:
-                log.warning(
-                    "only %s is in force (%s); %s dropped", applied[0], exc, ", ".join(wanted[1:])
-                )
+    try:
+        _set_group_list(ctx, wanted)
+        applied = wanted if _can_set_lists() else wanted[:1]
+        why = "no way to set a list"
+    except ShimError as exc:  # this context is out of the shim's reach: one curve, still EC only
+        ctx.set_ecdh_curve(_openssl_name(wanted[0]))
+        applied, why = wanted[:1], str(exc)
+    if len(applied) < len(wanted):
+        log.warning("only %s is in force (%s); %s dropped", applied[0], why, ", ".join(wanted[1:]))
     _applied[ctx] = applied
     return applied
 
 
-_OPENSSL_CURVE_NAMES: Final = {
-    "X25519": "X25519",
-    "X448": "X448",
-    "P-256": "prime256v1",
-    "P-384": "secp384r1",
-    "P-521": "secp521r1",
-}
+def _can_set_lists() -> bool:
+    return hasattr(ssl.SSLContext, "set_groups") or _openssl is not None
+
+
+def _set_group_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> None:
+    """Put *groups* (canonical names) on *ctx*; ``ssl.SSLError`` if OpenSSL refuses the list."""
+    names = [_openssl_name(g) for g in groups]
+    native = getattr(ctx, "set_groups", None)
+    if native is not None:  # Python 3.15+
+        native(":".join(names))
+    elif _openssl is not None:
+        _openssl.set_groups(ctx, names)
+    else:  # pragma: no cover - exercised only where the shim's self-check fails
+        ctx.set_ecdh_curve(names[0])
+
+
+def _openssl_name(name: str) -> str:
+    group = _registry.lookup(name)
+    return group.openssl_name if group is not None else name
+
+
+@functools.cache
+def group_available(name: str) -> bool:
+    """Whether the linked OpenSSL can negotiate group *name* (any spelling the registry knows).
+
+    Asked once per group by putting it alone on a throw-away context (cached). ``False`` for a
+    name the registry does not list. Where only ``set_ecdh_curve`` is reachable, finite-field
+    and hybrid groups report ``False`` (we could not set them anyway).
+    """
+    group = _registry.lookup(name)
+    if group is None:
+        return False
+    if not _can_set_lists() and not group.is_ecdhe:  # pragma: no cover
+        return False
+    try:
+        _set_group_list(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), [group.name])
+    except (ssl.SSLError, ValueError, ShimError):
+        return False
+    return True
 
 
 def disable_session_cache(ctx: ssl.SSLContext) -> bool:
@@ -310,7 +313,7 @@ def handshake_facts(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[str | No
     native = getattr(ssl_object, "group", None)
     if native is not None:  # Python 3.15+
         name: str | None = native()
-        group = None if name is None else _SHORT_NAMES.get(name, name)
+        group = None if name is None else _registry.by_openssl_name(name)
     else:
         handle = _ssl_handle(ssl_object)
         group = handle[0].negotiated(handle[1]) if handle is not None else None

@@ -305,12 +305,52 @@ def _cert_options(p: argparse.ArgumentParser, kind: str) -> None:
     )
 
 
+#: ``ecdhe_async.bench.Mode`` spelled out, so that building the parser imports no bench code.
+BENCH_MODES: Final = ("handshakes", "throughput")
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
-    try:
-        from .bench import add_arguments
-    except ImportError:  # pragma: no cover - bench module absent
-        return
-    add_arguments(p)
+    p.add_argument("mode", choices=BENCH_MODES, help="what to measure")
+    p.add_argument("host", help="server address")
+    p.add_argument("port", type=int, help="server port")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificates to trust (PEM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="DO NOT verify the certificate (testing only)"
+    )
+    p.add_argument("--server-hostname", help="name to verify and send as SNI (default HOST)")
+    p.add_argument(
+        "--groups", metavar="LIST", help="key-exchange groups to offer (default: X25519)"
+    )
+    p.add_argument(
+        "--allow-tls12", action="store_true", help="allow TLS 1.2 (default: TLS 1.3 only)"
+    )
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        help="concurrent workers (handshakes, default 16) or connections (throughput, default 4)",
+    )
+    p.add_argument(
+        "-d", "--duration", type=float, default=10.0, help="measurement window in seconds"
+    )
+    p.add_argument(
+        "-n", "--count", type=int, help="end the window after this many handshakes or blocks"
+    )
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds before the window")
+    p.add_argument("--block-size", type=int, default=64 * 1024, help="throughput: bytes per block")
+    p.add_argument(
+        "--window", type=int, default=4, help="throughput: blocks in flight per connection"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="per connection/operation timeout (s)"
+    )
+    p.add_argument(
+        "--loop",
+        choices=get_args(LoopName),
+        default="auto",
+        help="client event loop (auto = uvloop when installed)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
 def _tls_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -365,6 +405,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_connect(args: argparse.Namespace) -> int:
     from .client import connect
 
+    target = _hostport(args.host, args.port)
+    if not 0 < args.port < 65536:
+        print(f"ecdhe-async: port {args.port} is out of range (1-65535)", file=sys.stderr)
+        return EXIT_USAGE
     tls = _tls_overrides(args)
     if args.insecure:
         tls["insecure_skip_verify"] = True
@@ -375,12 +419,21 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         handshake_timeout=args.timeout,
         tls=tls or None,
     )
+    # In TLS 1.3 the server judges our certificate after our side of the handshake is done:
+    # its verdict (an alert) comes in the first record. Wait that long before saying "connected".
+    settle = min(0.5, args.timeout)
 
     async def go() -> int:
         async with connect(args.host, args.port, settings) as conn:
+            first = b""
+            if args.message is None and conn.version == "TLSv1.3":
+                try:
+                    first = await asyncio.wait_for(conn.read(), settle)
+                except TimeoutError:
+                    pass  # nothing from the server: no refusal
             info = conn.tls
             rows = [
-                ("connected to", _hostport(args.host, args.port)),
+                ("connected to", target),
                 ("protocol", info.version),
                 ("cipher", info.cipher),
                 ("key exchange", f"ECDHE {info.group}" if info.group else "unknown"),
@@ -391,19 +444,29 @@ def _cmd_connect(args: argparse.Namespace) -> int:
                 ("ALPN", info.alpn),
                 ("handshake", f"{conn.handshake_duration * 1e3:.1f} ms"),
             ]
+            reply = first
+            if args.message is not None:
+                await conn.send(args.message.encode() + b"\n")
+                reply = await asyncio.wait_for(conn.read(), args.timeout)
             if args.insecure:
                 rows.append(("verification", "DISABLED (--insecure)"))
+            if reply:
+                rows.append(("reply", reply.decode(errors="replace").rstrip()))
             width = max(len(k) for k, _ in rows)
             for key, value in rows:
                 if value is not None:
                     print(f"{key:<{width}}  {value}")
-            if args.message is not None:
-                await conn.send(args.message.encode() + b"\n")
-                reply = await asyncio.wait_for(conn.read(), args.timeout)
-                print(f"{'reply':<{width}}  {reply.decode(errors='replace').rstrip()}")
         return EXIT_OK
 
-    return run_loop(go(), loop=args.loop)
+    try:
+        return run_loop(go(), loop=args.loop)
+    except HandshakeError as exc:
+        print(f"ecdhe-async: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, TimeoutError) as exc:
+        message = str(exc) if "cannot connect to" in str(exc) else f"{target}: {exc}"
+        print(f"ecdhe-async: {message or type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _hostport(host: str, port: int) -> str:
@@ -503,7 +566,7 @@ def _add_audit(sub: Any) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .audit.command import main as audit_main
+    from .auditor.command import main as audit_main
 
     return audit_main(args)
 

@@ -34,15 +34,24 @@ import ssl
 from collections.abc import Collection
 
 from . import _openssl
+from .errors import HandshakeError
 from .groups import lookup
 
-__all__ = ["check_forward_secret", "fatal_alert", "log_refusal"]
+__all__ = ["NotForwardSecretError", "check_forward_secret", "fatal_alert", "log_refusal"]
 
 log = logging.getLogger("ecdhe_async.tls")
 
 _VERSIONS = frozenset({"TLSv1.2", "TLSv1.3"})
 # A plaintext handshake record (empty HelloRequest): never valid once records are protected.
 _FORGED_RECORD = bytes([0x16, 0x03, 0x03, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00])
+
+
+class NotForwardSecretError(HandshakeError):
+    """A completed handshake failed :func:`check_forward_secret`; ``problem`` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"not forward secret: {problem}", reason="not forward secret")
+        self.problem = problem
 
 
 @functools.cache

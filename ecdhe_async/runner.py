@@ -13,10 +13,9 @@ import importlib.metadata
 import logging
 import os
 import signal
-from typing import Any
 
 from .certs import dev_certificate
-from .handlers import resolve_handler
+from .handlers import HandlerSpec, resolve_handler
 from .loops import run as run_loop
 from .server import TLSServer
 from .settings import ServerSettings
@@ -46,14 +45,14 @@ def with_dev_certificate(settings: ServerSettings) -> ServerSettings:
     return settings.model_copy(update={"tls": tls})
 
 
-async def prepare_server(settings: ServerSettings, handler: Any = None) -> TLSServer:
+async def prepare_server(settings: ServerSettings, handler: HandlerSpec | None = None) -> TLSServer:
     """Build the server in a worker thread: the dev certificate (key generation, a lock file that
     another process may hold) and the context (certificate and key files) never block the loop.
     """
     return await asyncio.to_thread(lambda: TLSServer(with_dev_certificate(settings), handler))
 
 
-async def serve(settings: ServerSettings, handler: Any = None) -> None:
+async def serve(settings: ServerSettings, handler: HandlerSpec | None = None) -> None:
     """Serve until SIGTERM/SIGINT: the first signal stops gracefully, a second SIGINT at once.
 
     Use it inside your own ``asyncio.run(main())``; :func:`run_server` is the blocking form.
@@ -126,6 +125,6 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "asyncio"
 
 
-def run_server(settings: ServerSettings, handler: Any = None) -> None:
+def run_server(settings: ServerSettings, handler: HandlerSpec | None = None) -> None:
     """Blocking: :func:`serve` on the loop that ``settings.loop`` selects."""
     run_loop(serve(settings, handler), loop=settings.loop)

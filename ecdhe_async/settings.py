@@ -23,7 +23,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,10 +41,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ._openssl import DEFAULT_GROUPS, normalize_group
+from . import groups as _groups
 from ._setting_errors import Origin, format_validation_error, unknown_env_vars
-from .certs import is_group_or_world_readable, load_certificate, load_private_key
-from .errors import CertificateError, ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "ClientAuth",
@@ -73,6 +71,9 @@ class TLSSettings(BaseModel):
     that client certificates must chain to. For a client, ``certfile``/``keyfile`` are the optional
     client certificate (mTLS) and ``ca_file`` the CAs trusted for the server (default: the system
     store).
+
+    Pure data, validated by type and range: the files are opened and checked (exist, parse, key
+    matches certificate, password) once, where a context is built (:mod:`ecdhe_async.tls`).
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
@@ -83,7 +84,7 @@ class TLSSettings(BaseModel):
     ca_file: Path | None = None
     profile: Profile = "intermediate"
     groups: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_GROUPS), min_length=1
+        default_factory=lambda: list(_groups.DEFAULT), min_length=1
     )
     client_auth: ClientAuth = "none"
     session_tickets: bool = False
@@ -113,7 +114,7 @@ class TLSSettings(BaseModel):
     @classmethod
     def _check_groups(cls, value: list[str]) -> list[str]:
         # Normalise aliases and drop repeats, keeping the first (preferred) position.
-        return list(dict.fromkeys(normalize_group(g) for g in value))
+        return list(dict.fromkeys(_groups.canonical(g) for g in value))
 
     @field_validator("alpn")
     @classmethod
@@ -123,47 +124,17 @@ class TLSSettings(BaseModel):
                 raise ValueError(f"ALPN protocol names must be 1-255 bytes, got {proto!r}")
         return value
 
-    @field_validator("certfile", "keyfile", "ca_file")
+    @field_validator("certfile", "keyfile", "ca_file", "keylog_file")
     @classmethod
-    def _readable_file(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        path = value.expanduser()
-        if not path.is_file():
-            raise ValueError(f"file '{path}' does not exist or is not a regular file")
-        if not os.access(path, os.R_OK):
-            raise ValueError(f"file '{path}' is not readable by this user")
-        return path
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        # Pure data: the files are checked where they are used (ecdhe_async.tls), not here.
+        return None if value is None else value.expanduser()
 
     @model_validator(mode="after")
-    def _check_key_pair(self) -> Self:
-        # Errors name the field at fault (certfile, keyfile or key_password), not just "tls".
+    def _check_combination(self) -> Self:
+        # Errors name the field at fault, not just "tls".
         if self.keyfile is not None and self.certfile is None:
             raise _FieldError("certfile", None, "keyfile is set but certfile is not: set both")
-        if self.certfile is not None:
-            keyfile = self.keyfile or self.certfile
-            key_field = "keyfile" if self.keyfile is not None else "certfile"
-            try:
-                cert = load_certificate(self.certfile)
-            except CertificateError as exc:
-                raise _FieldError("certfile", self.certfile, str(exc)) from None
-            try:
-                key = load_private_key(keyfile, self.key_password)
-            except CertificateError as exc:
-                text = str(exc)
-                if "password" in text.replace(str(keyfile), ""):
-                    raise _FieldError("key_password", self.key_password, text) from None
-                raise _FieldError(key_field, keyfile, text) from None
-            if _spki(cert.public_key()) != _spki(key.public_key()):
-                raise _FieldError(
-                    key_field,
-                    keyfile,
-                    f"the private key does not match the certificate in '{self.certfile}'",
-                )
-            if is_group_or_world_readable(keyfile):
-                log.warning(
-                    "private key file '%s' is readable by other users: chmod 600 it", keyfile
-                )
         if self.client_auth != "none" and self.ca_file is None:
             raise _FieldError(
                 "ca_file",
@@ -181,11 +152,6 @@ class _FieldError(ValueError):
         super().__init__(message)
         self.field = field
         self.value = value
-
-
-def _spki(key: Any) -> bytes:
-    der: bytes = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return der
 
 
 _config_file: ContextVar[Path | None] = ContextVar("ecdhe_async_config_file", default=None)
@@ -245,6 +211,8 @@ class ServerSettings(_Settings):
       socket and memory; 10 s is generous for any real client on any real network.
     - ``idle_timeout``: no bytes either way for this long closes the connection (0 = never).
     - ``shutdown_timeout``: how long to wait for the peer's close_notify before aborting.
+    - ``write_timeout``: how long ``drain()`` waits for a peer that reads nothing before the
+      connection is aborted (0 = never), so a peer that never reads cannot hold its buffers.
     - ``grace``: how long ``aclose()`` lets running handlers finish before cancelling them.
     - ``max_connections``: established connections; beyond it new ones are closed at once.
     - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
@@ -272,6 +240,7 @@ class ServerSettings(_Settings):
     handshake_timeout: Seconds = 10.0
     idle_timeout: float = Field(300.0, ge=0, allow_inf_nan=False)
     shutdown_timeout: Seconds = 5.0
+    write_timeout: float = Field(60.0, ge=0, allow_inf_nan=False)
     grace: float = Field(10.0, ge=0, allow_inf_nan=False)
     max_connections: int = Field(10_000, ge=1)
     max_pending_handshakes: int = Field(512, ge=1)

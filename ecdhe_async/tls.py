@@ -1,4 +1,4 @@
-"""Pure factories for ECDHE-only TLS contexts, and ``describe()`` to show what is in force.
+"""Pure factories for ECDHE-only TLS contexts, and ``describe_context()`` to show their policy.
 
 Theory of operation
 -------------------
@@ -9,8 +9,8 @@ Forward secrecy needs an *ephemeral* key exchange. Each knob below closes one wa
   Nothing below TLS 1.2 is ever enabled.
 - TLS 1.3: every suite is AEAD, but ``set_ciphers`` does not govern the key exchange there. It is
   chosen from the *supported groups*, whose OpenSSL 3 default includes ffdhe2048…8192. We set
-  the group list on server and client contexts alike (:mod:`ecdhe_async._groups`), so FFDHE is
-  impossible in every configuration.
+  the group list on server and client contexts alike (names from :mod:`ecdhe_async.groups`, set
+  through :mod:`ecdhe_async._openssl`), so FFDHE is impossible in every configuration.
 - Resumption: a TLS 1.2 session ticket is encrypted under a long-lived ticket key (steal that key,
   decrypt every session that used it); TLS 1.3 tickets are resumed with ``psk_dhe_ke`` only
   (OpenSSL refuses ``psk_ke`` without ``OP_ALLOW_NO_DHE_KEX``, which we never set), but issuing
@@ -21,6 +21,12 @@ Forward secrecy needs an *ephemeral* key exchange. Each knob below closes one wa
 - Key logging writes every session secret to a file: off unless configured, and loud when on.
   ``SSLKEYLOGFILE`` is honoured only with ``allow_keylog = true`` (the stdlib's
   ``create_default_context`` would honour it silently, so we build contexts ourselves).
+
+Settings are pure data; the files they name are checked here, where they are used. OpenSSL
+loads the certificate chain and key once; only when that fails are they read again (with
+:mod:`cryptography`) to say which setting is at fault, in the one-line ``invalid setting
+tls.FIELD=VALUE: why`` form of every settings error. An encrypted key without a configured
+password fails instead of letting OpenSSL prompt on the terminal.
 
 Server contexts load no system CA store unless client certificates are requested, so a server
 without client auth does no CA directory work at all. Client contexts keep ``check_hostname`` and
@@ -38,8 +44,10 @@ import stat
 from pathlib import Path
 from typing import Any, Final
 
-from . import _openssl as _groups
-from .errors import ConfigError
+from . import _openssl
+from ._setting_errors import key_password_hint
+from .certs import is_group_or_world_readable, load_certificate, load_private_key
+from .errors import CertificateError, ConfigError
 from .policy import check_forward_secret
 from .settings import TLSSettings
 
@@ -48,7 +56,7 @@ __all__ = [
     "apply_policy",
     "check_forward_secret",
     "client_context",
-    "describe",
+    "describe_context",
     "open_keylog",
     "server_context",
 ]
@@ -71,7 +79,7 @@ TLS12_CIPHERS: Final = ":".join(
 _HARDENING: Final = ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE
 _NO_DHE_KEX: Final = getattr(ssl, "OP_ALLOW_NO_DHE_KEX", 0)
 
-# ALPN lists are write-only in the ssl module; remember them for describe().
+# ALPN lists are write-only in the ssl module; remember them for describe_context().
 _ALPN_ATTR: Final = "_ecdhe_async_alpn"
 # The key log's path as configured (ctx.keylog_filename may name /proc/self/fd/N instead).
 _KEYLOG_ATTR: Final = "_ecdhe_async_keylog"
@@ -122,7 +130,7 @@ def _restrict(ctx: ssl.SSLContext, tls: TLSSettings) -> ssl.SSLContext:
     if ctx.minimum_version != ssl.TLSVersion.MAXIMUM_SUPPORTED:  # (that one means TLS 1.3 only)
         ctx.minimum_version = max(ctx.minimum_version, floor)  # tighten a caller's, never lower
     ctx.set_ciphers(TLS12_CIPHERS)
-    _groups.apply_groups(ctx, tls.groups)
+    _openssl.apply_groups(ctx, tls.groups)
     if tls.session_tickets:
         log.warning(
             "TLS session tickets are ON: resumed sessions depend on a long-lived ticket key, "
@@ -143,7 +151,7 @@ def _server_resumption(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
         ctx.num_tickets = 2  # the OpenSSL default, explicitly
         return
     ctx.num_tickets = 0
-    problem = _groups.session_cache_off(ctx)
+    problem = _openssl.session_cache_off(ctx)
     if problem is None or ctx.minimum_version >= ssl.TLSVersion.TLSv1_3:
         return  # TLS 1.3 resumes only with tickets, which are off
     if tls.allow_tls12_session_resumption:
@@ -266,17 +274,87 @@ def open_keylog(path: Path) -> int:
     return fd
 
 
-def _load_chain(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
-    if tls.certfile is None:
-        return
-    password = tls.key_password.get_secret_value() if tls.key_password is not None else None
+# -- the files: loaded once by OpenSSL; diagnosed only when that fails ------------------------
+class _NoPasswordError(Exception):
+    """OpenSSL asked for a key password that is not configured (instead of prompting a tty)."""
+
+
+def _no_password() -> str:
+    raise _NoPasswordError
+
+
+def _setting_error(field: str, value: object, message: str) -> ConfigError:
+    """``invalid setting tls.FIELD=VALUE: message``, the wording of settings errors."""
+    if value is None:
+        shown = "None"
+    elif field == "key_password":
+        shown = "'**********'"  # never the secret
+    else:
+        shown = repr(str(value))
+    return ConfigError(f"invalid setting tls.{field}={shown}: {message}")
+
+
+def _check_readable(tls: TLSSettings, *fields: str) -> None:
+    """One ``ConfigError`` line per configured file that is missing or unreadable."""
+    lines = []
+    for field in fields:
+        path: Path | None = getattr(tls, field)
+        if path is None:
+            continue
+        if not path.is_file():
+            problem = f"file '{path}' does not exist or is not a regular file"
+        elif not os.access(path, os.R_OK):
+            problem = f"file '{path}' is not readable by this user"
+        else:
+            continue
+        lines.append(str(_setting_error(field, path, problem)))
+    if lines:
+        raise ConfigError("\n".join(lines))
+
+
+def _chain_error(tls: TLSSettings, certfile: Path, exc: BaseException) -> ConfigError:
+    """Why OpenSSL could not load the certificate and key, naming the setting at fault."""
+    _check_readable(tls, "certfile", "keyfile")
+    keyfile = tls.keyfile or certfile
+    key_field = "keyfile" if tls.keyfile is not None else "certfile"
     try:
-        ctx.load_cert_chain(tls.certfile, tls.keyfile, password=password)
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"invalid setting tls.certfile='{tls.certfile}': cannot load the certificate and key "
-            f"({exc.__class__.__name__}: {getattr(exc, 'reason', None) or exc})"
-        ) from None
+        cert = load_certificate(certfile)
+    except CertificateError as err:
+        return _setting_error("certfile", certfile, str(err))
+    try:
+        key = load_private_key(keyfile, tls.key_password)
+    except CertificateError as err:
+        text = str(err)
+        if "password" in text.replace(str(keyfile), ""):
+            if tls.key_password is None:
+                text = f"{text}: {key_password_hint()}"
+            return _setting_error("key_password", tls.key_password, text)
+        return _setting_error(key_field, keyfile, text)
+    if cert.public_key() != key.public_key():
+        return _setting_error(
+            key_field, keyfile, f"the private key does not match the certificate in '{certfile}'"
+        )
+    reason = getattr(exc, "reason", None) or exc
+    return _setting_error(
+        "certfile",
+        certfile,
+        f"cannot load the certificate and key ({exc.__class__.__name__}: {reason})",
+    )
+
+
+def _load_chain(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
+    certfile = tls.certfile
+    if certfile is None:
+        return
+    # A callable, so that an encrypted key without a password fails instead of OpenSSL's prompt.
+    password = tls.key_password.get_secret_value() if tls.key_password is not None else _no_password
+    try:
+        ctx.load_cert_chain(certfile, tls.keyfile, password=password)
+    except (ssl.SSLError, OSError, _NoPasswordError) as exc:
+        raise _chain_error(tls, certfile, exc) from None
+    keyfile = tls.keyfile or certfile
+    if is_group_or_world_readable(keyfile):
+        log.warning("private key file '%s' is readable by other users: chmod 600 it", keyfile)
 
 
 def _load_cas(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
@@ -285,9 +363,12 @@ def _load_cas(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
     try:
         ctx.load_verify_locations(cafile=tls.ca_file)
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"invalid setting tls.ca_file='{tls.ca_file}': cannot load CA certificates from it "
-            f"({exc.__class__.__name__}: {getattr(exc, 'reason', None) or exc})"
+        _check_readable(tls, "ca_file")
+        raise _setting_error(
+            "ca_file",
+            tls.ca_file,
+            "cannot load CA certificates from it "
+            f"({exc.__class__.__name__}: {getattr(exc, 'reason', None) or exc})",
         ) from None
 
 
@@ -317,7 +398,7 @@ def client_context(tls: TLSSettings) -> ssl.SSLContext:
     ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT, tls)
     if tls.ca_file is not None:
         _load_cas(ctx, tls)
-    else:
+    elif not tls.insecure_skip_verify:  # nothing is verified then: skip parsing the whole store
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     _load_chain(ctx, tls)
     if tls.insecure_skip_verify:
@@ -337,7 +418,7 @@ _VERSION_NAMES: Final = {
 }
 
 
-def describe(ctx: ssl.SSLContext) -> dict[str, Any]:
+def describe_context(ctx: ssl.SSLContext) -> dict[str, Any]:
     """The effective policy of *ctx*: versions, TLS 1.2 and 1.3 suites, groups, tickets, verify.
 
     ``groups`` is ``None`` when the context was not built by this module (OpenSSL's defaults,
@@ -353,7 +434,7 @@ def describe(ctx: ssl.SSLContext) -> dict[str, Any]:
             if c["protocol"] == "TLSv1.2" and ctx.minimum_version <= ssl.TLSVersion.TLSv1_2
         ],
         "tls13_ciphers": [c["name"] for c in ciphers if c["protocol"] == "TLSv1.3"],
-        "groups": list(g) if (g := _groups.configured_groups(ctx)) is not None else None,
+        "groups": list(g) if (g := _openssl.configured_groups(ctx)) is not None else None,
         "session_tickets": not (ctx.options & ssl.OP_NO_TICKET),
         "verify_mode": ctx.verify_mode.name,
         "check_hostname": ctx.check_hostname,

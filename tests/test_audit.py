@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from ecdhe_async.audit import AuditReport, ProbeResult, audit
-from ecdhe_async.audit.command import parse_target
-from ecdhe_async.audit.render import Progress, render_json, render_table, use_colour
+from ecdhe_async.auditor import AuditReport, ProbeResult, audit
+from ecdhe_async.auditor.command import parse_target
+from ecdhe_async.auditor.render import Progress, render_json, render_table, use_colour
 from ecdhe_async.errors import ConfigError
 
 from .conftest import OPENSSL, PKI, running_server, server_settings
@@ -425,7 +425,7 @@ def test_probe_contexts_stay_out_of_our_server_and_client() -> None:
     code = (
         "import sys, ecdhe_async, ecdhe_async.server, ecdhe_async.client, ecdhe_async.tls, "
         "ecdhe_async.cli; "
-        "print(sorted(m for m in sys.modules if m.startswith('ecdhe_async.audit')))"
+        "print(sorted(m for m in sys.modules if m.startswith('ecdhe_async.auditor')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -253,13 +253,13 @@ async def test_no_common_group_fails_with_the_servers_alert(pki: PKI) -> None:
 @pytest.mark.asyncio
 async def test_against_openssl_s_server(pki: PKI) -> None:
     cert = ("-cert", str(pki.server_cert), "-key", str(pki.server_key))
-    with s_server(*cert) as (_, port):
+    async with s_server(*cert) as (_, port):
         async with connect("127.0.0.1", port, client_settings(pki)) as conn:
             assert conn.group == "X25519"
             await conn.send(b"hello\n")
             assert await asyncio.wait_for(conn.readexactly(6), 10) == b"olleh\n"
     # An FFDHE-only server: our client offers elliptic curves only, so no session at all.
-    with s_server(*cert, "-groups", "ffdhe2048") as (_, port):
+    async with s_server(*cert, "-groups", "ffdhe2048") as (_, port):
         with pytest.raises(HandshakeError) as info:
             await asyncio.wait_for(connect("127.0.0.1", port, client_settings(pki)), 10)
         assert info.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"

@@ -35,7 +35,7 @@ from ecdhe_async import (
     TLSSettings,
     _openssl,
     connect,
-    describe,
+    describe_context,
 )
 from ecdhe_async.runner import prepare_server
 from ecdhe_async.settings import ServerSettings
@@ -149,7 +149,7 @@ async def test_supplied_server_context_is_restricted(pki: PKI) -> None:
     recorder = Recorder()
     server = TLSServer(server_settings(pki), recorder, ssl_context=ctx)
     assert server.ssl_context is ctx
-    assert describe(ctx)["groups"] == ALLOWED
+    assert describe_context(ctx)["groups"] == ALLOWED
     await asyncio.wait_for(server.start(), T)
     try:
         r = await s_client(server.port, "-CAfile", str(pki.ca), "-tls1_3", "-groups", "ffdhe2048")
@@ -168,10 +168,31 @@ async def test_supplied_server_context_is_restricted(pki: PKI) -> None:
 async def test_supplied_client_context_is_restricted(pki: PKI) -> None:
     ctx = ssl.create_default_context(cafile=pki.ca)
     args = ("-cert", str(pki.server_cert), "-key", str(pki.server_key), "-groups", "ffdhe2048")
-    with s_server(*args) as (_proc, port):
+    async with s_server(*args) as (_proc, port):
         with pytest.raises(HandshakeError, match="handshake failure"):
             await connect("127.0.0.1", port, client_settings(pki), ssl_context=ctx)
-    assert describe(ctx)["groups"] == ALLOWED
+    assert describe_context(ctx)["groups"] == ALLOWED
+
+
+@pytest.mark.asyncio
+async def test_connect_refuses_a_session_that_is_not_forward_secret(pki: PKI) -> None:
+    """A client context loosened behind our back: fatal alert, ERROR log, no Connection."""
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    args = ("-cert", str(pki.server_cert), "-key", str(pki.server_key), "-groups", "ffdhe2048")
+    async with s_server(*args, rev=False) as (proc, port):
+        connecting = connect("127.0.0.1", port, client_settings(pki), ssl_context=ctx)
+        _openssl._openssl.set_groups(ctx, ["ffdhe2048"])  # type: ignore[union-attr]
+        with log_watch() as watch:
+            with pytest.raises(HandshakeError, match="key exchange ffdhe2048 is not ECDHE"):
+                await asyncio.wait_for(connecting, T)
+        assert proc.stdout is not None
+        output = ""
+        async with asyncio.timeout(T):
+            while "CONNECTION CLOSED" not in output and (line := await proc.stdout.readline()):
+                output += line.decode(errors="replace")
+    [record] = watch.matching("not forward secret", logging.ERROR)
+    assert f"refused 127.0.0.1:{port}" in record.getMessage()
+    assert "alert unexpected message" in output, output  # a fatal alert, not a reset
 
 
 @pytest.mark.parametrize(
@@ -242,7 +263,7 @@ async def test_no_shim_refuses_tls12(pki: PKI) -> None:
     with log_watch("ecdhe_async.tls") as watch:
         settings = server_settings(pki)
         async with running_server(settings, Recorder()) as server:
-            assert describe(server.ssl_context)["minimum_version"] == "TLSv1.3"
+            assert describe_context(server.ssl_context)["minimum_version"] == "TLSv1.3"
             r = await s_client(server.port, "-CAfile", str(pki.ca), "-tls1_2", "-reconnect")
             ok = await s_client(
                 server.port, "-CAfile", str(pki.ca), "-tls1_3", "-ign_eof", stdin=b"hi\n"
@@ -287,7 +308,7 @@ def truststore_injected() -> Iterator[None]:
 async def test_truststore_injected_contexts_still_restricted(pki: PKI) -> None:
     srv = server_context(TLSSettings(certfile=pki.server_cert, keyfile=pki.server_key))
     cli = client_context(TLSSettings(ca_file=pki.ca))
-    assert describe(srv)["groups"] == describe(cli)["groups"] == ALLOWED
+    assert describe_context(srv)["groups"] == describe_context(cli)["groups"] == ALLOWED
     async with running_server(server_settings(pki)) as server:
         r = await s_client(server.port, "-CAfile", str(pki.ca), "-tls1_3", "-groups", "ffdhe2048")
         assert "alert handshake failure" in r.output, r.output
@@ -306,10 +327,10 @@ async def test_connect_reuses_one_context(pki: PKI) -> None:
         seen = []
         for _ in range(2):
             async with connect("127.0.0.1", server.port, settings) as conn:
-                seen.append(conn._transport.get_extra_info("ssl_object").context)
+                seen.append(conn._pump.context)
         other = client_settings(pki, tls={"groups": ["P-256"]})
         async with connect("127.0.0.1", server.port, other) as conn:
-            seen.append(conn._transport.get_extra_info("ssl_object").context)
+            seen.append(conn._pump.context)
     assert seen[0] is seen[1]
     assert seen[2] is not seen[0]
 

@@ -13,7 +13,7 @@ import difflib
 import importlib
 import inspect
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from ..errors import ConfigError
 from .builtin import EchoHandler, FrameEchoHandler, LineEchoHandler
@@ -27,6 +27,7 @@ __all__ = [
     "EchoHandler",
     "FrameEchoHandler",
     "Handler",
+    "HandlerSpec",
     "LineEchoHandler",
     "resolve_handler",
 ]
@@ -39,6 +40,11 @@ class Handler(Protocol):
     def __call__(self, conn: Connection, /) -> Awaitable[None]: ...
 
 
+#: What a server accepts as its handler: a built-in name (``"echo"``), an import path
+#: (``"package.module:attr"``), a handler class (instantiated once per server), or the async
+#: callable itself. :func:`resolve_handler` turns any of them into a :class:`Handler`.
+HandlerSpec: TypeAlias = str | Handler | type[Handler]
+
 BUILTIN_HANDLERS: dict[str, type] = {
     "echo": EchoHandler,
     "lines": LineEchoHandler,
@@ -46,7 +52,7 @@ BUILTIN_HANDLERS: dict[str, type] = {
 }
 
 
-def resolve_handler(spec: Any, settings: ServerSettings | None = None) -> Handler:
+def resolve_handler(spec: HandlerSpec, settings: ServerSettings | None = None) -> Handler:
     """Turn a name, an import path, a class or a callable into a ready handler.
 
     Raises :class:`~ecdhe_async.errors.ConfigError` (a ``ValueError``) with a one-line reason:

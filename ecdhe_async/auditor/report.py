@@ -6,7 +6,7 @@ connection broke). Its *finding* is what that means for forward secrecy: ``fail`
 without a fresh ephemeral EC key exchange is possible), ``warn`` (worth fixing, but every session
 is still forward-secret), ``ok``, ``info``, or ``not_tested`` — which is never counted as a pass.
 
-Pure data: no I/O, no OpenSSL calls. :func:`ecdhe_async.audit.audit` fills it in.
+Pure data: no I/O, no OpenSSL calls. :func:`ecdhe_async.auditor.audit` fills it in.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class CertificateReport:
 
 @dataclass(frozen=True, slots=True)
 class AuditReport:
-    """Everything one audit found (see :func:`ecdhe_async.audit.audit`)."""
+    """Everything one audit found (see :func:`ecdhe_async.auditor.audit`)."""
 
     host: str
     port: int

@@ -1,7 +1,7 @@
 """The probes: what each one offers, and what the server's answer means for forward secrecy.
 
 Every probe is a real handshake (or two, for resumption) with a context from
-:mod:`ecdhe_async.audit.probe_context`. Group names come from :mod:`ecdhe_async.groups`, the one
+:mod:`ecdhe_async.auditor.probe_context`. Group names come from :mod:`ecdhe_async.groups`, the one
 registry; whether the linked OpenSSL has a group is found out by trying to set it alone on the
 probe's context (a failure makes the probe "not tested").
 

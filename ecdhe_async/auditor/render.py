@@ -1,4 +1,4 @@
-"""Rendering an :class:`~ecdhe_async.audit.report.AuditReport`: the table, JSON, progress.
+"""Rendering an :class:`~ecdhe_async.auditor.report.AuditReport`: the table, JSON, progress.
 
 The table is for people: one aligned row per probe under its section, a mark for what the answer
 means (✓ fine, ✗ a non-forward-secret path, ! a warning, · neutral, ? not tested) and the verdict
