@@ -178,7 +178,7 @@ def main() -> int:
         )
 
     def build_ours() -> None:
-        pump = TLSPump(None, ctx, server_side=True, shutdown_timeout=5.0, loop=loop)  # type: ignore[arg-type]
+        pump = TLSPump(None, ctx, server_side=True, groups=(), shutdown_timeout=5.0, loop=loop)  # type: ignore[arg-type]
         pump._start(b"")
 
     t_std = per_call(build_std, n)

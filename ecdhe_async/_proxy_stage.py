@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._logfmt import _peer
+from ._logfmt import peer
 from .proxy import ProxyHeaderReader, ProxyProtocolError, is_trusted
 from .settings import ServerSettings
 
@@ -45,11 +45,11 @@ class ProxyStage:
 
     def accept(self, pump: TLSPump) -> None:
         """A new connection: close it if its source may not send a header, else read one."""
-        peer = pump.transport.get_extra_info("peername")
-        if peer is None:  # already reset by the peer (e.g. a balancer's connect-only check)
+        source = pump.transport.get_extra_info("peername")
+        if source is None:  # already reset by the peer (e.g. a balancer's connect-only check)
             self._forget(pump)
             pump.abort()
-        elif not is_trusted(peer, self._settings.proxy_trusted):
+        elif not is_trusted(source, self._settings.proxy_trusted):
             self.fail(pump, "source not in proxy_trusted")
         else:
             pump.preface = _HeaderRead(self, ProxyHeaderReader(self._settings.proxy_protocol))
@@ -71,7 +71,7 @@ class ProxyStage:
     def fail(self, pump: TLSPump, reason: str) -> None:
         """Close *pump* for a PROXY protocol problem: counted, one WARNING line."""
         self._stats.proxy_errors += 1
-        log.warning("PROXY protocol: closing %s: %s", _peer(pump.transport), reason)
+        log.warning("PROXY protocol: closing %s: %s", peer(pump.transport), reason)
         self._forget(pump)
         pump.abort()
 

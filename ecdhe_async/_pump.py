@@ -20,6 +20,10 @@ reaches the peer, on every loop, by construction: stdlib asyncio and uvloop drop
   ends in ``transport.close()`` under that timer, and in ``abort()`` when it fires.
 - **Half-close (TLS 1.3).** The peer's close_notify is the end of the stream for the reader; the
   handler may still write its reply, then :meth:`close` sends our close_notify.
+- **Forward secrecy, checked.** A finished handshake passes
+  :func:`~ecdhe_async.policy.check_forward_secret` (the owner's allowed groups) before the owner
+  hears of it; one that fails gets OpenSSL's fatal alert and closes, and the owner gets a
+  :class:`~ecdhe_async.policy.NotForwardSecretError` instead: no ``Connection``, no handler.
 - **Errors.** A fatal ``SSLError`` flushes the alert and closes; the reader gets the error once it
   read every byte before it. Anything else is a bug (ours or a changed loop): logged at ERROR with
   its traceback, once, and the connection is aborted.
@@ -38,10 +42,12 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Collection
 from typing import Any, Final, Protocol, cast
 
 from ._stream import StreamBuffer
 from .errors import HandshakeError
+from .policy import NotForwardSecretError, check_forward_secret, fatal_alert
 
 __all__ = ["Preface", "PumpOwner", "RejectedByPeerError", "TLSPump"]
 
@@ -126,6 +132,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
 
     __slots__ = (
         "__weakref__",
+        "_groups",
         "_hello",
         "_incoming",
         "_outgoing",
@@ -151,6 +158,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
         *,
         server_side: bool,
         server_hostname: str | None = None,
+        groups: Collection[str],
         shutdown_timeout: float,
         write_timeout: float = 0.0,
         loop: asyncio.AbstractEventLoop | None = None,
@@ -160,6 +168,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
         self.context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
+        self._groups = groups  # the key-exchange groups a finished handshake may have used
         self._shutdown_timeout = shutdown_timeout
         self.transport: Any = None
         self._sslobj: ssl.SSLObject | None = None
@@ -284,6 +293,10 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
                     sslobj.do_handshake()
                 except _WantRead:
                     self._flush()
+                    return
+                if (problem := check_forward_secret(sslobj, self._groups)) is not None:
+                    self._flush()
+                    self._refuse(sslobj, problem)
                     return
                 self.state = OPEN
                 self._hello = None
@@ -441,6 +454,15 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
             return
         self.set_timer(self._shutdown_timeout, self._abort)
         transport.close()
+
+    def _refuse(self, sslobj: ssl.SSLObject, problem: str) -> None:
+        """Not forward secret: OpenSSL's fatal alert out, then fail like a refused handshake."""
+        assert self._incoming is not None
+        assert self._outgoing is not None
+        alert = fatal_alert(sslobj, self._incoming, self._outgoing)
+        if alert:
+            self.transport.write(alert)
+        self._fail(NotForwardSecretError(problem))
 
     def _internal_error(self, exc: BaseException) -> None:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None

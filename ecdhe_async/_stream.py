@@ -15,12 +15,19 @@ Flow control both ways:
 - **Writing.** :meth:`drain` waits while the transport's write buffer is above its high-water
   mark, at most ``write_timeout`` seconds (a peer that never reads cannot hold the connection and
   its buffers longer): then the connection is aborted and the writer gets ``TimeoutError``.
+
+On a server, :attr:`StreamBuffer.account` charges the unread bytes, and what the handler declares
+it holds (:meth:`StreamBuffer.hold`), to the server-wide memory budget (:mod:`ecdhe_async._budget`):
+charged on delivery, refunded on read, all given back when the transport goes. A connection the
+budget cannot take is aborted and its reader gets :class:`~ecdhe_async._budget.BudgetExceeded`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Final
+
+from ._budget import Account
 
 __all__ = ["StreamBuffer"]
 
@@ -45,6 +52,7 @@ class StreamBuffer:
         "_want",
         "_write_paused",
         "_write_timeout",
+        "account",
         "closed",
     )
 
@@ -64,6 +72,7 @@ class StreamBuffer:
         self._write_timeout = write_timeout
         self._stopping = False
         self.closed = False
+        self.account: Account | None = None  # the server's memory budget (None: unbounded)
 
     # -- hooks for the transport side (the pump overrides them) ------------------------------
     def _pause_input(self) -> None:
@@ -82,6 +91,9 @@ class StreamBuffer:
         return self._read_paused
 
     def _deliver(self, data: bytes) -> None:
+        if self.account is not None and not self.account.charge(len(data)):
+            self._over_budget(self.account)
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         if not self._read_paused and self._buffered > max(self._high_water, self._want):
@@ -98,6 +110,9 @@ class StreamBuffer:
     def _set_closed(self, exc: BaseException | None) -> None:
         """The transport is gone: end the stream, fail a pending drain, wake :meth:`wait_closed`."""
         self.closed = True
+        account, self.account = self.account, None
+        if account is not None:
+            account.close()  # everything back to the budget; later reads and holds are free
         self._set_eof(exc)
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
@@ -156,6 +171,8 @@ class StreamBuffer:
             del chunks[:count]
             data = b"".join(parts)
         self._buffered -= len(data)
+        if self.account is not None:
+            self.account.refund(len(data))
         if self._read_paused and self._buffered <= self._high_water // 4:
             self._read_paused = False
             self._resume_input()
@@ -207,6 +224,28 @@ class StreamBuffer:
             finally:
                 self._want = 0
         return self._take(n)
+
+    def hold(self, nbytes: int) -> None:
+        """The reader now keeps *nbytes* of input elsewhere (a partial message): charge them.
+
+        Raises :class:`~ecdhe_async._budget.BudgetExceeded` (the connection is aborted) when the
+        server's budget cannot take them.
+        """
+        account = self.account
+        if account is not None and not account.hold(nbytes):
+            self._over_budget(account)
+            assert self._exc is not None
+            raise self._exc
+
+    def _over_budget(self, account: Account) -> None:
+        # Drop this connection only: its unread bytes go back to the budget at once, nothing
+        # more is decrypted (input stays paused), the reader gets the error.
+        account.refund(self._buffered)
+        self._chunks.clear()
+        self._buffered = 0
+        self._read_paused = True
+        self._set_eof(account.exceeded())
+        self._abort()
 
     # -- the writer's side -------------------------------------------------------------------
     def pause_writing(self) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 
 from ._pump import TLSPump
 from .connection import Connection, TLSInfo
+from .contexts import cached_client_context
 from .errors import HandshakeError
+from .policy import NotForwardSecretError, log_refusal
 from .settings import ClientSettings
-from .tls import client_context
+from .tls import apply_policy
 
 __all__ = ["connect"]
 
@@ -55,6 +57,10 @@ def connect(
     The certificate chain and host name are verified (against ``settings.tls.ca_file`` or the
     system store) unless ``settings.tls.insecure_skip_verify`` says otherwise. The name checked
     (and sent as SNI) is *server_hostname*, else ``settings.server_hostname``, else *host*.
+    Without *ssl_context*, one context per settings is built (off the loop) and reused; a given
+    *ssl_context* is restricted in place to the settings' policy
+    (:func:`~ecdhe_async.tls.apply_policy`). A finished handshake that is not forward secret is
+    refused too (fatal alert, ERROR log, :class:`~ecdhe_async.errors.HandshakeError`).
     Connect and handshake are bounded by ``settings.connect_timeout`` / ``handshake_timeout``.
     Raises :class:`~ecdhe_async.errors.HandshakeError` if the handshake fails and
     :class:`TimeoutError` / :class:`OSError` if the connection cannot be made.
@@ -62,7 +68,7 @@ def connect(
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range (1-65535)")
     settings = settings if settings is not None else ClientSettings.load()
-    context = ssl_context or client_context(settings.tls)
+    context = apply_policy(ssl_context, settings.tls, server_side=False) if ssl_context else None
     name = server_hostname or settings.server_hostname or host
     return _Connecting(_connect(host, port, settings, context, name))
 
@@ -122,18 +128,20 @@ async def _connect(
     host: str,
     port: int,
     settings: ClientSettings,
-    context: ssl.SSLContext,
+    context: ssl.SSLContext | None,
     server_hostname: str,
 ) -> Connection:
     loop = asyncio.get_running_loop()
+    tls_context = context or await cached_client_context(settings.tls)
     owner = _Handshake(loop)
 
     def factory() -> TLSPump:
         return TLSPump(
             owner,
-            context,
+            tls_context,
             server_side=False,
             server_hostname=server_hostname,
+            groups=settings.tls.groups,
             shutdown_timeout=settings.shutdown_timeout,
             loop=loop,
         )
@@ -158,7 +166,10 @@ async def _connect(
             reason="timeout",
         ) from None
     except (ssl.SSLError, OSError) as exc:
-        pump.abort()
+        if isinstance(exc, NotForwardSecretError):  # the pump sends the alert and closes
+            log_refusal(exc.problem, _hostport(host, port))
+        else:
+            pump.abort()
         reason = getattr(exc, "reason", None) or exc.__class__.__name__
         verify = getattr(exc, "verify_message", None)
         message = f"certificate verify failed: {verify}" if verify else str(exc) or reason

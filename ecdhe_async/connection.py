@@ -219,6 +219,16 @@ class Connection:
         self._last_activity = self._loop.time()
         return data
 
+    def hold(self, nbytes: int) -> None:
+        """Declare that the handler now keeps *nbytes* of input buffered (a partial message).
+
+        On a server this is charged to the server-wide ``max_buffered_bytes`` budget; when the
+        budget cannot take it, the connection is closed and :class:`RemoteProtocolError`
+        (``BudgetExceeded``) is raised. Handlers that buffer input should call it after each
+        read; the built-in ``lines`` and ``frames`` handlers do.
+        """
+        self._pump.hold(nbytes)
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt and queue *data*; call :meth:`drain` to respect flow control.
 

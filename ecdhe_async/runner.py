@@ -22,7 +22,7 @@ from .loops import run as run_loop
 from .server import TLSServer
 from .settings import ServerSettings
 
-__all__ = ["run_server", "serve", "with_dev_certificate"]
+__all__ = ["prepare_server", "run_server", "serve", "with_dev_certificate"]
 
 log = logging.getLogger("ecdhe_async.server")
 
@@ -47,6 +47,20 @@ def with_dev_certificate(settings: ServerSettings) -> ServerSettings:
     return settings.model_copy(update={"tls": tls})
 
 
+async def prepare_server(
+    settings: ServerSettings,
+    handler: HandlerSpec | None = None,
+    *,
+    sock: socket.socket | None = None,
+) -> TLSServer:
+    """Build the server in a worker thread: the dev certificate (key generation, a lock file that
+    another process may hold) and the context (certificate and key files) never block the loop.
+    """
+    return await asyncio.to_thread(
+        lambda: TLSServer(with_dev_certificate(settings), handler, sock=sock)
+    )
+
+
 async def serve(
     settings: ServerSettings,
     handler: HandlerSpec | None = None,
@@ -65,7 +79,7 @@ async def serve(
     """
     # The handler first: a bad --handler is one line, before any certificate is made.
     resolved = resolve_handler(handler if handler is not None else settings.handler, settings)
-    server = TLSServer(with_dev_certificate(settings), resolved, sock=sock)
+    server = await prepare_server(settings, resolved, sock=sock)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0

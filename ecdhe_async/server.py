@@ -24,6 +24,12 @@ another: they are counted, logged once (refused handshakes at INFO with what the
 rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`; resets and timeouts at DEBUG; protocol
 errors at INFO; handler crashes and errors in our own layer at ERROR with a traceback) and the
 server keeps serving.
+
+Guarantees (issue 10): a given ``ssl_context`` is restricted to the settings' policy
+(:func:`~ecdhe_async.tls.apply_policy`); every finished handshake is checked by the pump
+(:func:`~ecdhe_async.policy.check_forward_secret`: ERROR log, fatal alert, no handler); the
+buffered input of all connections is charged to one :class:`~ecdhe_async._budget.MemoryBudget`
+(``max_buffered_bytes``); the open-file limit is raised at start for ``max_connections``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from ._logfmt import _fmt_addr, _fmt_peer, _fmt_stats, _handler_name, _peer, _reason
+from ._budget import MemoryBudget
+from ._logfmt import fmt_addr as _fmt_addr
+from ._logfmt import fmt_peer as _fmt_peer
+from ._logfmt import handler_name as _handler_name
+from ._logfmt import peer as _peer
+from ._logfmt import reason as _reason
 from ._proxy_stage import ProxyStage
 from ._pump import TLSPump
 from ._refusals import RefusalLog
@@ -45,7 +56,10 @@ from .certstore import CertStore
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, HandlerSpec, resolve_handler
+from .limits import ensure_fd_limit
+from .policy import NotForwardSecretError, log_refusal
 from .settings import ServerSettings
+from .tls import apply_policy
 
 __all__ = ["ServerStats", "TLSServer"]
 
@@ -83,10 +97,12 @@ class TLSServer:
     """An ECDHE-only TLS server running *handler* for every connection.
 
     ``settings`` is a :class:`ServerSettings` (it must name a certificate unless *ssl_context*
-    is given); ``handler`` is a built-in name, an import path ``"pkg.mod:attr"``, a class or an
-    async callable (default: ``settings.handler``). *sock*, an already bound socket, replaces
-    ``host``/``port`` (how :mod:`ecdhe_async.workers` shares one socket between processes).
-    Use ``async with TLSServer(...) as server:`` or :meth:`start` / :meth:`aclose`.
+    is given; a given one is restricted in place by :func:`~ecdhe_async.tls.apply_policy`, or
+    refused with :class:`ConfigError`); ``handler`` is a built-in name, an import path
+    ``"pkg.mod:attr"``, a class or an async callable (default: ``settings.handler``). *sock*, an
+    already bound socket, replaces ``host``/``port`` (how :mod:`ecdhe_async.workers` shares one
+    socket between processes). Use ``async with TLSServer(...) as server:`` or :meth:`start` /
+    :meth:`aclose`.
     """
 
     def __init__(
@@ -103,9 +119,15 @@ class TLSServer:
         self.handler: Handler = resolve_handler(
             handler if handler is not None else self.settings.handler, self.settings
         )
+        tls = self.settings.tls
         # Certificates (SNI, reload): a CertStore unless the caller brings its own context.
-        self.certs = CertStore(self.settings.tls) if ssl_context is None else None
-        self.ssl_context = ssl_context or self.certs.context  # type: ignore[union-attr]
+        self.certs = CertStore(tls) if ssl_context is None else None
+        self.ssl_context = (
+            apply_policy(ssl_context, tls, server_side=True)
+            if ssl_context is not None
+            else self.certs.context  # type: ignore[union-attr]
+        )
+        self.budget = MemoryBudget(self.settings.max_buffered_bytes)
         self._proxy: ProxyStage | None = None  # PROXY protocol: None when off
         if self.settings.proxy_protocol != "off":
             self._proxy = ProxyStage(self.settings, self.stats, self._forget_pending)
@@ -117,7 +139,6 @@ class TLSServer:
         self._closed: asyncio.Event | None = None
         self._warned_full = False
         self._loop: asyncio.AbstractEventLoop  # set by start()
-        tls = self.settings.tls
         floor = "TLSv1.3" if tls.profile == "modern" else "TLSv1.2+"
         self._refusals = RefusalLog(log, f"{floor}, groups {','.join(tls.groups)}, ECDHE suites")
 
@@ -128,6 +149,7 @@ class TLSServer:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         s = self.settings
+        ensure_fd_limit(s.max_connections)
         # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
         # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
         # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
@@ -268,6 +290,7 @@ class TLSServer:
             self,
             self.ssl_context,
             server_side=True,
+            groups=s.tls.groups,
             shutdown_timeout=s.shutdown_timeout,
             write_timeout=s.write_timeout,
             loop=self._loop,
@@ -381,13 +404,16 @@ class TLSServer:
         )
         if self._proxy is not None:  # the real client, behind the balancer
             self._proxy.apply(pump, conn)
+        pump.account = self.budget.account(conn.peer)
         self.stats.handshakes += 1
         task = self._loop.create_task(self._run(conn))
         self._connections[conn] = task
         self.stats.active = len(self._connections)
 
     def _log_failure(self, pump: TLSPump, exc: BaseException) -> None:
-        if isinstance(exc, ssl.SSLError):
+        if isinstance(exc, NotForwardSecretError):
+            log_refusal(exc.problem, _peer(pump.transport))
+        elif isinstance(exc, ssl.SSLError):
             if log.isEnabledFor(logging.INFO):  # no formatting when filtered
                 self._refusals.refused(_peer(pump.transport), _reason(exc), pump.client_hello)
         elif isinstance(exc, _LOST):
@@ -448,3 +474,7 @@ class TLSServer:
         self.stats.idle_timeouts += 1
         log.info("idle timeout (%.1fs) on %s: closing", self.settings.idle_timeout, _fmt_peer(conn))
         conn.close_soon()
+
+
+def _fmt_stats(stats: ServerStats) -> str:
+    return " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v) or "no connections"

@@ -120,6 +120,9 @@ class TLSSettings(BaseModel):
     )
     client_auth: ClientAuth = "none"
     session_tickets: bool = False
+    #: Where the server's TLS 1.2 session-ID cache cannot be switched off (no OpenSSL shim),
+    #: TLS 1.2 is refused unless this accepts resumption without a fresh ECDHE exchange.
+    allow_tls12_session_resumption: bool = False
     alpn: Annotated[list[str], NoDecode] = Field(default_factory=list)
     keylog_file: Path | None = None
     allow_keylog: bool = False
@@ -252,6 +255,11 @@ class ServerSettings(_Settings):
     - ``max_connections``: established connections; beyond it new ones are closed at once.
     - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
       not sent a byte is dropped, so silent sockets cannot starve real clients.
+    - ``max_buffered_bytes``: input buffered by all connections together (unread bytes plus the
+      partial lines and frames handlers hold). Per-connection limits alone allow
+      ``max_connections`` x ``max_frame_size`` (160 GiB with the defaults); 256 MiB keeps a
+      server within a small machine's memory while still holding 16 full-size frames at once.
+      A connection whose next bytes would exceed it is closed; the others carry on.
 
     Deployment: ``proxy_protocol`` reads a PROXY v1/v2 header before TLS, believed only from
     ``proxy_trusted`` networks (default loopback); ``cert_check_interval`` re-reads the
@@ -283,6 +291,7 @@ class ServerSettings(_Settings):
     reuse_port: bool = False
     max_line_length: int = Field(64 * 1024, ge=1)
     max_frame_size: int = Field(16 * 1024 * 1024, ge=1)
+    max_buffered_bytes: int = Field(256 * 1024 * 1024, ge=1)
     proxy_protocol: ProxyProtocol = "off"
     proxy_trusted: list[IPvAnyNetwork] = Field(default_factory=_loopback_networks)
     cert_check_interval: float = Field(60.0, ge=0, allow_inf_nan=False)

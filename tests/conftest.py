@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 import uvloop
 
 from ecdhe_async.certs import DevCA, create_self_signed_cert
+from ecdhe_async.contexts import clear_context_cache
 from ecdhe_async.server import TLSServer
 from ecdhe_async.settings import ClientSettings, ServerSettings
 
@@ -90,6 +91,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ECDHE_ASYNC_") or name == "SSLKEYLOGFILE":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client_contexts() -> Iterator[None]:
+    """Each test builds its client contexts anew (their warnings are logged at build time)."""
+    clear_context_cache()
+    yield
+    clear_context_cache()
 
 
 def server_settings(pki: PKI, *, tls: dict[str, Any] | None = None, **kw: Any) -> ServerSettings:
@@ -166,15 +175,20 @@ async def s_client(port: int, *args: str, stdin: bytes = b"", deadline: float = 
 
 
 @contextlib.asynccontextmanager
-async def s_server(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+async def s_server(
+    *args: str, rev: bool = True
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     """``openssl s_server`` on an OS-chosen port (``-accept 0``); yields (process, port).
 
-    Asynchronous, so that waiting for openssl to listen does not block the event loop.
+    Asynchronous, so that waiting for openssl to listen does not block the event loop. Without
+    *rev* (``-rev`` echoes reversed lines) it reports the errors it reads, e.g. an alert; its
+    stdin then stays open until the process is killed.
     """
     assert OPENSSL, "openssl binary is required (apt-get install -y openssl)"
+    mode = ["-rev"] if rev else []
     proc = await asyncio.create_subprocess_exec(
-        *[OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-rev", *args],
-        stdin=asyncio.subprocess.DEVNULL,
+        *[OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", *mode, *args],
+        stdin=asyncio.subprocess.DEVNULL if rev else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

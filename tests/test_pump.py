@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import ssl
+import warnings
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,7 +37,6 @@ from .conftest import (
     PKI,
     client_settings,
     running_server,
-    s_client,
     s_client_echo,
     server_settings,
 )
@@ -439,21 +439,46 @@ async def test_refused_handshakes_logged_at_info_rate_limited(
     pki: PKI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(RefusalLog, "burst", 3)
-    monkeypatch.setattr(RefusalLog, "window", 1.0)
+    monkeypatch.setattr(RefusalLog, "window", 600.0)  # one window for the whole test
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is the point here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old_client = _raw_client_context(pki, ssl.TLSVersion.TLSv1_1)
+    old_client.set_ciphers("DEFAULT@SECLEVEL=0")  # lets OpenSSL 3 offer TLS 1.1 at all
     with log_watch() as watch:
         async with running_server(server_settings(pki)) as server:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(6):
-                    tg.create_task(s_client(server.port, "-tls1_3", "-groups", "ffdhe2048"))
-            (summary,) = await watch.wait("more handshake failures in the last")
+            for _ in range(6):
+                with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
+                    await asyncio.wait_for(RawTLSClient.connect(server.port, old_client), 10)
+            # Each client got its alert, so the server counted it (it counts, then sends).
             assert server.stats.handshake_failures == 6
+            await asyncio.wait_for(server.aclose(), 10)  # the stop writes the pending summary
     lines = watch.matching("handshake failed from", logging.INFO)
     assert len(lines) == 3, [r.getMessage() for r in lines]
     text = lines[0].getMessage()
-    assert "groups ffdhe2048" in text, text
+    assert "UNSUPPORTED_PROTOCOL (offered: versions TLSv1.1;" in text, text
     assert "allowed: TLSv1.2+, groups X25519,P-256,P-384" in text, text
-    assert summary.getMessage() == "… and 3 more handshake failures in the last 1 s"
+    (summary,) = watch.matching("more handshake failures in the last")
+    assert summary.getMessage() == "… and 3 more handshake failures in the last 600 s"
     assert summary.levelno == logging.INFO
+
+
+def test_refusal_log_summary_comes_when_the_window_ends() -> None:
+    """Past the burst, lines are counted; the window's end writes one summary (its timer)."""
+    logger = logging.getLogger("ecdhe_async.test_refusals")
+    with log_watch("ecdhe_async.test_refusals") as watch:
+
+        async def flood() -> None:
+            refusals = RefusalLog(logger, "TLSv1.2+")
+            refusals.burst, refusals.window = 2, 0.2
+            for i in range(5):
+                refusals.refused(f"10.0.0.{i}:1", "NO_SUITABLE_KEY_SHARE", None)
+            await watch.wait("more handshake failures", deadline=5)
+            refusals.close()
+
+        asyncio.run(flood())
+    messages = [r.getMessage() for r in watch.records]
+    assert len(messages) == 3, messages
+    assert messages[-1] == "… and 3 more handshake failures in the last 0.2 s"
 
 
 def test_describe_offer_reads_a_real_client_hello() -> None:

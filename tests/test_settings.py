@@ -22,6 +22,7 @@ from ecdhe_async import (
     ServerSettings,
     TLSSettings,
     client_context,
+    describe_context,
     server_context,
 )
 from ecdhe_async.certs import create_self_signed_cert
@@ -510,7 +511,7 @@ def _sections(text: str) -> dict[str, set[str]]:
         if m := re.fullmatch(r"\[(\w+)\]\s*", line):
             current = m.group(1)
             sections.setdefault(current, set())
-        elif m := re.fullmatch(r"#?\s*([a-z_]+)\s*=\s*\S.*", line):
+        elif m := re.fullmatch(r"#?\s*([a-z_][a-z0-9_]*)\s*=\s*\S.*", line):
             sections[current].add(m.group(1))
     return sections
 
@@ -548,5 +549,5 @@ def test_sample_commented_paths_are_valid_keys(pki: PKI, tmp_path: Path) -> None
         assert n == 1, key
     s = ServerSettings.load(config=write(tmp_path / "server.toml", text))
     assert s.tls.certfile == pki.server_cert
-    assert server_context(s.tls).keylog_filename == str(tmp_path / "keys.log")
+    assert describe_context(server_context(s.tls))["keylog_file"] == str(tmp_path / "keys.log")
     assert s.tls.keylog_file == tmp_path / "keys.log"

@@ -608,7 +608,7 @@ def test_keylog_off_by_default_and_sslkeylogfile_needs_opt_in(
 
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
         ctx = client_context(TLSSettings(ca_file=pki.ca, allow_keylog=True))
-    assert ctx.keylog_filename == str(env_file)
+    assert describe_context(ctx)["keylog_file"] == str(env_file)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert any("KEY LOGGING IS ON" in m for m in warned), warned
 
@@ -617,6 +617,32 @@ def test_keylog_file_unwritable_is_a_config_error(tmp_path: Path, pki: PKI) -> N
     bad = tmp_path / "missing-dir" / "keys.log"
     with pytest.raises(ConfigError, match=r"tls\.keylog_file='.*keys\.log': cannot open"):
         client_context(TLSSettings(ca_file=pki.ca, keylog_file=bad))
+
+
+def test_keylog_symlink_is_refused(tmp_path: Path, pki: PKI) -> None:
+    target = tmp_path / "elsewhere.log"
+    link = tmp_path / "keys.log"
+    link.symlink_to(target)
+    with pytest.raises(ConfigError, match=r"keys\.log': it is a symbolic link; refused"):
+        client_context(TLSSettings(ca_file=pki.ca, keylog_file=link))
+    assert not target.exists()  # nothing was created through the link
+
+
+def test_keylog_existing_world_readable_file_made_private(
+    tmp_path: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    keylog = tmp_path / "keys.log"
+    keylog.write_text("")
+    keylog.chmod(0o644)
+    with warnings_from(caplog, "ecdhe_async.tls") as warned:
+        client_context(TLSSettings(ca_file=pki.ca, keylog_file=keylog))
+    assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
+    assert any("was readable by others (mode 0644): changed to 0600" in m for m in warned), warned
+
+
+def test_keylog_not_a_regular_file_is_refused(pki: PKI) -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        client_context(TLSSettings(ca_file=pki.ca, keylog_file=Path("/dev/null")))
 
 
 # -- contexts and describe_context() ----------------------------------------------------------

@@ -56,6 +56,7 @@ class _MessageEcho:
                 return
             for message in decoder.feed(data):
                 conn.write(self._encode(message))
+            conn.hold(decoder.committed)  # a partial message counts against the server's budget
             await conn.drain()
 
 
