@@ -46,9 +46,9 @@ from pydantic import SecretStr
 from .certs import CertInfo, check_key_pair, describe_certificate
 from .errors import CertificateError, ConfigError
 from .settings import CertificateSettings, TLSSettings
-from .tls import server_context
+from .tls import apply_policy, server_context
 
-__all__ = ["CertStore"]
+__all__ = ["CertStore", "server_certificates"]
 
 log = logging.getLogger("ecdhe_async.certs")
 
@@ -241,6 +241,18 @@ class CertStore:
 
     def _hash(self) -> list[str | None]:
         return [_digest(path) for path in self._paths()]
+
+
+def server_certificates(
+    tls: TLSSettings, ssl_context: ssl.SSLContext | None
+) -> tuple[CertStore | None, ssl.SSLContext]:
+    """A server's certificates: a :class:`CertStore` (SNI, reload) and its context, or none and
+    the caller's own *ssl_context*, restricted in place by :func:`~ecdhe_async.tls.apply_policy`.
+    """
+    if ssl_context is not None:
+        return None, apply_policy(ssl_context, tls, server_side=True)
+    store = CertStore(tls)
+    return store, store.context
 
 
 def _with_pair(tls: TLSSettings, entry: _Entry) -> TLSSettings:

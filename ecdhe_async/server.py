@@ -41,9 +41,10 @@ import ssl
 import time
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from ._budget import MemoryBudget
+from ._listen import listen
 from ._logfmt import fmt_addr as _fmt_addr
 from ._logfmt import fmt_peer as _fmt_peer
 from ._logfmt import handler_name as _handler_name
@@ -52,14 +53,13 @@ from ._logfmt import reason as _reason
 from ._proxy_stage import ProxyStage
 from ._pump import TLSPump
 from ._refusals import RefusalLog
-from .certstore import CertStore
+from .certstore import server_certificates
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
 from .handlers import Handler, HandlerSpec, resolve_handler
 from .limits import ensure_fd_limit
 from .policy import NotForwardSecretError, log_refusal
 from .settings import ServerSettings
-from .tls import apply_policy
 
 __all__ = ["ServerStats", "TLSServer"]
 
@@ -120,13 +120,7 @@ class TLSServer:
             handler if handler is not None else self.settings.handler, self.settings
         )
         tls = self.settings.tls
-        # Certificates (SNI, reload): a CertStore unless the caller brings its own context.
-        self.certs = CertStore(tls) if ssl_context is None else None
-        self.ssl_context = (
-            apply_policy(ssl_context, tls, server_side=True)
-            if ssl_context is not None
-            else self.certs.context  # type: ignore[union-attr]
-        )
+        self.certs, self.ssl_context = server_certificates(tls, ssl_context)
         self.budget = MemoryBudget(self.settings.max_buffered_bytes)
         self._proxy: ProxyStage | None = None  # PROXY protocol: None when off
         if self.settings.proxy_protocol != "off":
@@ -150,26 +144,9 @@ class TLSServer:
         loop = asyncio.get_running_loop()
         s = self.settings
         ensure_fd_limit(s.max_connections)
-        # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
-        # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
-        # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
-        # (gh-151615, Python < 3.15), a storm that starves every live connection for as long as
-        # the process is out of fds. One accept per event (the listener stays readable, so the
-        # next loop iteration takes the next connection) turns that into one log line and one
-        # retry per second. uvloop accepts in libuv (no such loop) and is unaffected either way.
         self._loop = loop
-        where: dict[str, Any] = (
-            {"sock": self._sock}
-            if self._sock is not None
-            else {"host": s.host, "port": s.port, "reuse_port": s.reuse_port or None}
-        )
-        self._server = await loop.create_server(
-            self._new_pump, **where, backlog=1, start_serving=True
-        )
+        self._server = await listen(loop, self._new_pump, s, self._sock)
         self._closed = asyncio.Event()
-        for sock in self._server.sockets:
-            with socket.fromfd(sock.fileno(), sock.family, sock.type) as listener:
-                listener.listen(s.backlog)
         if self.certs is not None:
             self.certs.start_watch(s.cert_check_interval)
         addrs = self.addresses
@@ -184,13 +161,11 @@ class TLSServer:
         return addrs
 
     def reload(self) -> bool:
-        """Reload the certificates for new handshakes (keep-last-good; see :mod:`.certstore`).
+        """Reload the certificates for new handshakes, keep-last-good (:mod:`.certstore`).
 
-        False, logged, if the new set is broken or the server was given its own ``ssl_context``.
+        False (logged) if the new set is broken; always False with a caller's ``ssl_context``.
         Blocking (file reads): from a coroutine, ``await asyncio.to_thread(server.reload)``.
         """
-        if self.certs is None:
-            log.warning("reload: this server was given its own ssl_context; nothing to reload")
         return self.certs is not None and self.certs.reload()
 
     @property
