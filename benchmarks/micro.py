@@ -8,8 +8,8 @@ No sockets, no event loop running: each item is timed in a tight loop in this pr
    ``create_default_context(CLIENT_AUTH)`` (what a user writes by hand: 2 session tickets, the
    system CA store loaded), and variants (tickets off; no CA store; prebuilt chain).
 2. Python-side per-connection work in ecdhe_async's server path: the INFO "closed ..." log line,
-   ``TLSInfo.from_ssl_object``, ``TLSProtocol.__init__`` (with and without the 256 KiB buffer the
-   base class allocates), timers, the peer formatting.
+   ``TLSInfo.from_ssl_object``, asyncio's ``SSLProtocol.__init__`` against our ``TLSPump`` (its
+   ``SSLObject`` + BIOs created at the first byte), timers, the peer formatting.
 
     python benchmarks/micro.py [--n 2000]
 """
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ecdhe_async import _tlsproto
+from ecdhe_async._pump import TLSPump
 from ecdhe_async.certs import create_self_signed_cert
 from ecdhe_async.connection import TLSInfo
 from ecdhe_async.settings import TLSSettings
@@ -165,25 +165,26 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     ctx = server_context(tls)
 
-    def make(cls: type[Any]) -> Callable[[], None]:
-        def build() -> None:
-            cls(
-                loop,
-                asyncio.Protocol(),
-                ctx,
-                loop.create_future(),
-                server_side=True,
-                call_connection_made=True,
-                ssl_handshake_timeout=10.0,
-                ssl_shutdown_timeout=5.0,
-            )
+    def build_std() -> None:
+        sslproto.SSLProtocol(
+            loop,
+            asyncio.Protocol(),
+            ctx,
+            loop.create_future(),
+            server_side=True,
+            call_connection_made=True,
+            ssl_handshake_timeout=10,
+            ssl_shutdown_timeout=5,
+        )
 
-        return build
+    def build_ours() -> None:
+        pump = TLSPump(None, ctx, server_side=True, groups=(), shutdown_timeout=5.0, loop=loop)  # type: ignore[arg-type]
+        pump._start(b"")
 
-    t_std = per_call(make(sslproto.SSLProtocol), n)
-    t_ours = per_call(make(_tlsproto.TLSProtocol), n)
+    t_std = per_call(build_std, n)
+    t_ours = per_call(build_ours, n)
     print(f"  {t_std:7.2f}  asyncio's SSLProtocol(...) (allocates a 256 KiB buffer per connection)")
-    print(f"  {t_ours:7.2f}  our TLSProtocol(...) (no per-connection buffer)")
+    print(f"  {t_ours:7.2f}  our TLSPump(...) + its SSLObject and two MemoryBIOs")
 
     def timers() -> None:
         h = loop.call_later(10.0, print)

@@ -21,16 +21,35 @@ must equal ``SSLContext.options`` (and, for a connection, ``SSL_get_SSL_CTX`` mu
 pointer). If any check fails, the shim is disabled and :func:`apply_groups` falls back to
 ``set_ecdh_curve`` with the first configured group — still elliptic-curve only, never a silent
 fallback to OpenSSL's defaults.
+
+The shim stays in use where ``set_groups`` exists (3.15+): the stdlib still has no switch for the
+server's session-ID cache, nor for reading the SNI name. Where the shim cannot be used,
+:func:`session_cache_off` says why and :mod:`ecdhe_async.tls` fails closed (TLS 1.2 refused).
+
+Risk, and how it is bounded: the self-check itself calls OpenSSL (``SSL_CTX_get_options``,
+``SSL_get_SSL_CTX``) on a *candidate* pointer read from the object's memory before anything proves
+it valid. On an interpreter whose ``_ssl`` structs are laid out differently, that word could be
+anything and the call could crash the process instead of failing the check. So before reading it
+we require CPython and an instance of the C types themselves (``_ssl._SSLContext`` /
+``_ssl._SSLSocket``, whose first fields are the pointers on every CPython from 3.11 to 3.15), and
+a non-NULL, pointer-aligned value. A subclass that *wraps* another context (``truststore``) passes
+those tests but fails the options comparison: its own ``SSL_CTX`` is not the one it uses. Every
+failure is a :class:`ShimError` with a one-line reason, turned into a fallback or a clear
+:class:`~ecdhe_async.errors.ConfigError` by the callers, never a bare traceback.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import ssl
+import sys
 import weakref
 from collections.abc import Sequence
 from typing import Any, Final
+
+from . import groups as _registry
 
 __all__ = [
     "ALLOWED_GROUPS",
@@ -38,38 +57,20 @@ __all__ = [
     "apply_groups",
     "configured_groups",
     "disable_session_cache",
+    "group_available",
     "handshake_facts",
     "negotiated_group",
     "normalize_group",
+    "session_cache_off",
+    "shim_problem",
     "sni_server_name",
 ]
 
 log = logging.getLogger("ecdhe_async.tls")
 
-#: Canonical names of the groups we allow, strongest-common first.
-ALLOWED_GROUPS: Final = ("X25519", "X448", "P-256", "P-384", "P-521")
-DEFAULT_GROUPS: Final = ("X25519", "P-256", "P-384")
-
-_ALIASES: Final = {
-    "x25519": "X25519",
-    "x448": "X448",
-    "p-256": "P-256",
-    "prime256v1": "P-256",
-    "secp256r1": "P-256",
-    "p-384": "P-384",
-    "secp384r1": "P-384",
-    "p-521": "P-521",
-    "secp521r1": "P-521",
-}
-
-# OpenSSL short names (OBJ_nid2sn) of negotiated groups, mapped to our names.
-_SHORT_NAMES: Final = {
-    "X25519": "X25519",
-    "X448": "X448",
-    "prime256v1": "P-256",
-    "secp384r1": "P-384",
-    "secp521r1": "P-521",
-}
+#: Re-exported from :mod:`ecdhe_async.groups` (the one registry) for older imports.
+ALLOWED_GROUPS: Final = _registry.ALLOWED
+DEFAULT_GROUPS: Final = _registry.DEFAULT
 
 _SSL_CTRL_SET_GROUPS_LIST: Final = 92
 _SSL_CTRL_GET_NEGOTIATED_GROUP: Final = 134
@@ -83,17 +84,13 @@ _applied: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ...]] = weakref.W
 def normalize_group(name: str) -> str:
     """Return the canonical name of an allowed group, or raise ``ValueError`` naming the choices.
 
-    OpenSSL's aliases (``prime256v1``, ``secp384r1``, ``secp521r1``) are accepted; finite-field
-    groups (``ffdhe2048``…) never are.
+    The same as :func:`ecdhe_async.groups.canonical`.
     """
-    canonical = _ALIASES.get(name.strip().lower())
-    if canonical is None:
-        raise ValueError(
-            f"unknown or disallowed key-exchange group {name!r}; allowed: "
-            + ", ".join(ALLOWED_GROUPS)
-            + " (aliases prime256v1, secp384r1, secp521r1)"
-        )
-    return canonical
+    return _registry.canonical(name)
+
+
+class ShimError(RuntimeError):
+    """The ctypes shim cannot be used (for this context or at all); ``str()`` says why."""
 
 
 class _OpenSSL:
@@ -122,31 +119,47 @@ class _OpenSSL:
         self.nid2sn = lib.OBJ_nid2sn
         self.nid2sn.argtypes = [c_int]
         self.nid2sn.restype = ctypes.c_char_p
+        self.err_clear = lib.ERR_clear_error
+        self.err_clear.argtypes = []
+        self.err_clear.restype = None
         self.head = object.__basicsize__
-        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ctx_type: type = _ssl._SSLContext
+        self.ssl_type: type = getattr(_ssl, "_SSLSocket")  # noqa: B009 - not in typeshed
+        if sys.implementation.name != "cpython":
+            raise ShimError(f"not CPython ({sys.implementation.name}): struct layout unknown")
+        # Probe the C type itself, not ssl.SSLContext (which truststore may have replaced).
+        probe = self.ctx_type(ssl.PROTOCOL_TLS_CLIENT)
         if self.ctx_get_options(self.ctx_pointer(probe)) != int(probe.options):
-            raise RuntimeError("SSL_CTX pointer self-check failed")
+            raise ShimError("SSL_CTX pointer self-check failed on a stock context")
 
-    def ctx_pointer(self, ctx: ssl.SSLContext) -> int:
-        # PySSLContext: PyObject_HEAD; SSL_CTX *ctx; ...
-        ptr = ctypes.c_void_p.from_address(id(ctx) + self.head).value
-        if not ptr:
-            raise RuntimeError("SSL_CTX pointer is NULL")
+    def _candidate(self, obj: object, kind: type, offset: int, what: str) -> int:
+        # Only read memory that is laid out as the C type says: an instance of it (or of a
+        # subclass, which appends its fields after the C struct).
+        if not isinstance(obj, kind):
+            raise ShimError(f"{type(obj).__qualname__} is not a {kind.__qualname__}")
+        ptr = ctypes.c_void_p.from_address(id(obj) + self.head + offset).value
+        if not ptr or ptr % ctypes.sizeof(ctypes.c_void_p):
+            raise ShimError(f"{what} pointer is NULL or misaligned")
         return ptr
+
+    def ctx_pointer(self, ctx: object) -> int:
+        # PySSLContext: PyObject_HEAD; SSL_CTX *ctx; ...
+        return self._candidate(ctx, self.ctx_type, 0, "SSL_CTX")
 
     def ssl_pointer(self, sslobj: Any, ctx: ssl.SSLContext) -> int:
         # PySSLSocket: PyObject_HEAD; PyObject *Socket; SSL *ssl; ...
-        ptr = ctypes.c_void_p.from_address(
-            id(sslobj) + self.head + ctypes.sizeof(ctypes.c_void_p)
-        ).value
-        if not ptr or self.ssl_get_ctx(ptr) != self.ctx_pointer(ctx):
-            raise RuntimeError("SSL pointer self-check failed")
+        ptr = self._candidate(sslobj, self.ssl_type, ctypes.sizeof(ctypes.c_void_p), "SSL")
+        if self.ssl_get_ctx(ptr) != self.ctx_pointer(ctx):
+            raise ShimError("SSL pointer self-check failed")
         return ptr
 
     def checked_ctx_pointer(self, ctx: ssl.SSLContext) -> int:
         ptr = self.ctx_pointer(ctx)
         if self.ctx_get_options(ptr) != int(ctx.options):
-            raise RuntimeError("SSL_CTX pointer self-check failed")
+            raise ShimError(
+                f"SSL_CTX pointer self-check failed for {type(ctx).__module__}."
+                f"{type(ctx).__qualname__} (a context that wraps another one?)"
+            )
         return ptr
 
     def disable_session_cache(self, ctx: ssl.SSLContext) -> None:
@@ -157,6 +170,7 @@ class _OpenSSL:
         ptr = self.checked_ctx_pointer(ctx)
         names = ":".join(groups).encode("ascii")
         if self.ctx_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names) != 1:
+            self.err_clear()  # leave no stale error behind for the next ssl call to report
             raise ssl.SSLError(f"OpenSSL rejected the group list {':'.join(groups)!r}")
 
     def negotiated(self, ptr: int) -> str | None:
@@ -167,7 +181,7 @@ class _OpenSSL:
         if short is None:
             return None
         name = short.decode("ascii", "replace")
-        return _SHORT_NAMES.get(name, name)
+        return _registry.by_openssl_name(name)
 
     def server_name(self, ptr: int) -> str | None:
         name: bytes | None = self.servername(ptr, 0)  # TLSEXT_NAMETYPE_host_name
@@ -175,11 +189,21 @@ class _OpenSSL:
 
 
 _openssl: _OpenSSL | None
+_shim_error: str | None = None
 try:
-    _openssl = None if hasattr(ssl.SSLContext, "set_groups") else _OpenSSL()
+    # Loaded even where set_groups exists: the session cache and SNI still need it.
+    _openssl = _OpenSSL()
 except (OSError, AttributeError, RuntimeError) as exc:  # pragma: no cover - platform specific
-    log.warning("OpenSSL group shim unavailable (%s): falling back to a single curve", exc)
+    _shim_error = str(exc) or exc.__class__.__name__
+    log.warning("OpenSSL shim unavailable (%s): single key-exchange group, no TLS 1.2", exc)
     _openssl = None
+
+
+def shim_problem() -> str | None:
+    """Why the ctypes shim is unavailable in this process, or ``None`` when it is in use."""
+    if _openssl is None:
+        return _shim_error or "the OpenSSL shim is disabled"
+    return None
 
 
 def apply_groups(ctx: ssl.SSLContext, groups: Sequence[str]) -> tuple[str, ...]:
@@ -191,29 +215,58 @@ def apply_groups(ctx: ssl.SSLContext, groups: Sequence[str]) -> tuple[str, ...]:
     wanted = tuple(normalize_group(g) for g in groups)
     if not wanted:
         raise ValueError("at least one key-exchange group is required")
-    native = getattr(ctx, "set_groups", None)
-    if native is not None:  # Python 3.15+
-        native(":".join(wanted))
-        applied = wanted
-    elif _openssl is not None:
-        _openssl.set_groups(ctx, wanted)
-        applied = wanted
-    else:  # pragma: no cover - exercised only where the shim's self-check fails
-        ctx.set_ecdh_curve(_OPENSSL_CURVE_NAMES[wanted[0]])
-        applied = wanted[:1]
-        if len(wanted) > 1:
-            log.warning("only %s is in force; %s dropped", applied[0], ", ".join(wanted[1:]))
+    try:
+        _set_group_list(ctx, wanted)
+        applied = wanted if _can_set_lists() else wanted[:1]
+        why = "no way to set a list"
+    except ShimError as exc:  # this context is out of the shim's reach: one curve, still EC only
+        ctx.set_ecdh_curve(_openssl_name(wanted[0]))
+        applied, why = wanted[:1], str(exc)
+    if len(applied) < len(wanted):
+        log.warning("only %s is in force (%s); %s dropped", applied[0], why, ", ".join(wanted[1:]))
     _applied[ctx] = applied
     return applied
 
 
-_OPENSSL_CURVE_NAMES: Final = {
-    "X25519": "X25519",
-    "X448": "X448",
-    "P-256": "prime256v1",
-    "P-384": "secp384r1",
-    "P-521": "secp521r1",
-}
+def _can_set_lists() -> bool:
+    return hasattr(ssl.SSLContext, "set_groups") or _openssl is not None
+
+
+def _set_group_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> None:
+    """Put *groups* (canonical names) on *ctx*; ``ssl.SSLError`` if OpenSSL refuses the list."""
+    names = [_openssl_name(g) for g in groups]
+    native = getattr(ctx, "set_groups", None)
+    if native is not None:  # Python 3.15+
+        native(":".join(names))
+    elif _openssl is not None:
+        _openssl.set_groups(ctx, names)
+    else:  # pragma: no cover - exercised only where the shim's self-check fails
+        ctx.set_ecdh_curve(names[0])
+
+
+def _openssl_name(name: str) -> str:
+    group = _registry.lookup(name)
+    return group.openssl_name if group is not None else name
+
+
+@functools.cache
+def group_available(name: str) -> bool:
+    """Whether the linked OpenSSL can negotiate group *name* (any spelling the registry knows).
+
+    Asked once per group by putting it alone on a throw-away context (cached). ``False`` for a
+    name the registry does not list. Where only ``set_ecdh_curve`` is reachable, finite-field
+    and hybrid groups report ``False`` (we could not set them anyway).
+    """
+    group = _registry.lookup(name)
+    if group is None:
+        return False
+    if not _can_set_lists() and not group.is_ecdhe:  # pragma: no cover
+        return False
+    try:
+        _set_group_list(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), [group.name])
+    except (ssl.SSLError, ValueError, ShimError):
+        return False
+    return True
 
 
 def disable_session_cache(ctx: ssl.SSLContext) -> bool:
@@ -222,12 +275,20 @@ def disable_session_cache(ctx: ssl.SSLContext) -> bool:
     ``OP_NO_TICKET`` stops tickets, but OpenSSL still caches sessions by ID on the server, and a
     TLS 1.2 client that presents the ID resumes with the old master secret: no fresh key
     exchange. The ssl module has no switch for it. Returns ``False`` where the shim is
-    unavailable (the caller logs it).
+    unavailable (:func:`session_cache_off` says why).
     """
-    if _openssl is None:  # pragma: no cover - exercised only where the self-check fails
-        return False
-    _openssl.disable_session_cache(ctx)
-    return True
+    return session_cache_off(ctx) is None
+
+
+def session_cache_off(ctx: ssl.SSLContext) -> str | None:
+    """Turn the server's session-ID cache off; ``None`` when done, else why it could not be."""
+    try:
+        if _openssl is None:
+            raise ShimError(shim_problem() or "no shim")
+        _openssl.disable_session_cache(ctx)
+    except ShimError as exc:
+        return str(exc)
+    return None
 
 
 def configured_groups(ctx: ssl.SSLContext) -> tuple[str, ...] | None:
@@ -252,7 +313,7 @@ def handshake_facts(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[str | No
     native = getattr(ssl_object, "group", None)
     if native is not None:  # Python 3.15+
         name: str | None = native()
-        group = None if name is None else _SHORT_NAMES.get(name, name)
+        group = None if name is None else _registry.by_openssl_name(name)
     else:
         handle = _ssl_handle(ssl_object)
         group = handle[0].negotiated(handle[1]) if handle is not None else None

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import Any, Final, get_args
 
 from . import __version__
+from ._setting_errors import key_password_hint
 from .errors import CertificateError, ConfigError, HandshakeError
 from .logs import LogFormat, configure_logging
 from .loops import LoopName
 from .loops import run as run_loop
-from .settings import ClientAuth, ClientSettings, Profile, ServerSettings
+from .settings import ClientAuth, ClientSettings, LogLevel, Profile, ProxyProtocol, ServerSettings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -36,7 +37,18 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is argparse.SUPPRESS:
             return action.help
+        if action.nargs == 0:  # an on/off flag (store_true...): "(default: False)" says nothing
+            return action.help
         return super()._get_help_string(action)
+
+
+class _ExampleFormatter(_Formatter):
+    """Defaults shown; prose is wrapped, indented lines (the epilog's examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text  # a generator expression has no zero-argument super()
+        lines = text.splitlines()
+        return "\n".join(indent + x if x.startswith(" ") else fill(x, width, indent) for x in lines)
 
 
 def _common_tls(p: argparse.ArgumentParser) -> None:
@@ -66,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="log level"
-    )
+    _global_options(parser, default=None, command=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = _Formatter
 
@@ -94,12 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop; auto = uvloop when installed (default: auto)",
     )
     serve.add_argument(
-        "--client-auth", choices=get_args(ClientAuth), help="client certificates (default: none)"
+        "--client-auth",
+        choices=get_args(ClientAuth),
+        help="client certificates, checked against --ca-file (default: none)",
     )
     serve.add_argument(
         "--max-connections",
         type=int,
+        metavar="N",
         help=f"limit on connections (default: {d['max_connections'].default})",
+    )
+    serve.add_argument(
+        "--key-password-env",
+        metavar="VAR",
+        help="the encrypted key's password is in this environment variable (never put the "
+        "password itself on the command line: other users can read it with ps)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes; N > 1 runs a supervisor (SO_REUSEPORT on Linux) (default: 1)",
+    )
+    serve.add_argument(
+        "--proxy-protocol",
+        choices=get_args(ProxyProtocol),
+        help="read a PROXY protocol header before TLS, from proxy_trusted sources (default: off)",
     )
     # -- observe (issue 13) --
     serve.add_argument(
@@ -137,50 +167,31 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--timeout", type=float, default=10.0, help="connect/handshake timeout (s)")
     conn.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
 
-    cert = sub.add_parser(
-        "cert",
-        help="create development certificates",
-        formatter_class=fmt,
-        description="Create a self-signed certificate, or a development CA and certificates "
-        "it issues (for mTLS). Private keys are written 0600.",
+    _add_cert(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="the ECDHE guide: key exchange, TLS, how it works",
+        formatter_class=_ExampleFormatter,
+        description="Walk through the ECDHE guide with live values: a raw key exchange over "
+        "loopback, a TLS handshake with a temporary certificate, and how ECDHE fits in TLS. "
+        "Shows sizes and fingerprints, never a key.",
+        epilog="example:\n  ecdhe-async demo --loop asyncio",
     )
-    cert_sub = cert.add_subparsers(dest="cert_command", required=True, metavar="KIND")
-    self_signed = cert_sub.add_parser("self-signed", help="a self-signed server certificate")
-    self_signed.add_argument("--out", default="server.crt", help="certificate file")
-    self_signed.add_argument("--key-out", default="server.key", help="private key file")
-    for p in (self_signed,):
-        _cert_options(p)
-    ca = cert_sub.add_parser("ca", help="a development CA")
-    ca.add_argument("--out", default="ca.crt", help="CA certificate file")
-    ca.add_argument("--key-out", default="ca.key", help="CA private key file")
-    ca.add_argument("--name", default="ecdhe_async dev CA", help="CA common name")
-    ca.add_argument("--key-type", default="ec-p256", choices=_key_types(), help="key type")
-    ca.add_argument("--days", type=int, default=3650, help="validity in days")
-    ca.add_argument(
-        "--key-password-env",
-        metavar="VAR",
-        help="encrypt the CA key with the password in this environment variable",
-    )
-    for kind in ("server", "client"):
-        leaf = cert_sub.add_parser(kind, help=f"a {kind} certificate issued by a dev CA")
-        leaf.add_argument("--ca", required=True, help="CA certificate file")
-        leaf.add_argument("--ca-key", required=True, help="CA private key file")
-        leaf.add_argument(
-            "--ca-password-env",
-            metavar="VAR",
-            help="the CA key's password is in this environment variable",
-        )
-        leaf.add_argument("--out", default=f"{kind}.crt", help="certificate file")
-        leaf.add_argument("--key-out", default=f"{kind}.key", help="private key file")
-        _cert_options(leaf)
-
-    demo = sub.add_parser("demo", help="the ECDHE guide: key exchange, TLS, how it works")
     demo.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
-    explain = sub.add_parser("explain", help="how ECDHE works in a TLS handshake")
+    explain = sub.add_parser(
+        "explain",
+        help="how ECDHE works in a TLS handshake",
+        formatter_class=_ExampleFormatter,
+        description="Explain step by step where ECDHE happens in a TLS 1.3 (and 1.2) handshake "
+        "and why it gives forward secrecy; --live annotates each step with what crossed the "
+        "wire in two real loopback handshakes.",
+        epilog="example:\n  ecdhe-async explain --live",
+    )
     explain.add_argument(
         "--live", action="store_true", help="annotate with a real loopback handshake"
     )
     explain.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+    _add_audit(sub)
     bench = sub.add_parser(
         "bench",
         help="load-test a TLS server (handshakes or throughput)",
@@ -188,7 +199,35 @@ def build_parser() -> argparse.ArgumentParser:
         "side-by-side comparison that `make bench` runs.",
     )
     _add_bench(bench)
+    _accept_global_options(parser)
     return parser
+
+
+def _global_options(p: argparse.ArgumentParser, *, default: Any, command: str | None) -> None:
+    """Options valid before and after the command: ``--log-level debug serve`` works too."""
+    if command is None:
+        level = "info for serve, warning otherwise"
+    else:
+        level = "the log_level setting, info" if command == "serve" else "warning"
+    p.add_argument(
+        "--log-level",
+        default=default,
+        choices=get_args(LogLevel),
+        help=f"log level (default: {level})",
+    )
+
+
+def _accept_global_options(parser: argparse.ArgumentParser, command: str | None = None) -> None:
+    """Add the global options to every (sub)command, however deeply nested.
+
+    On a subcommand they default to ``SUPPRESS``, so that a value given before the command is
+    not reset by the subcommand's parser.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                _global_options(subparser, default=argparse.SUPPRESS, command=command or name)
+                _accept_global_options(subparser, command or name)
 
 
 def _key_types() -> list[str]:
@@ -197,29 +236,150 @@ def _key_types() -> list[str]:
     return list(KEY_TYPES)
 
 
-def _cert_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--hostname",
-        action="append",
-        dest="hostnames",
-        help="subject alternative name (repeatable; default localhost, 127.0.0.1, ::1)",
+_CERT_KINDS: Final = {
+    # kind: (help, description, example)
+    "self-signed": (
+        "a self-signed server certificate",
+        "Create a self-signed server certificate and its private key (mode 0600). The "
+        "certificate is its own trust anchor: clients trust it with --ca-file.",
+        "ecdhe-async cert self-signed --hostname api.local\n"
+        "  ecdhe-async serve --certfile server.crt --keyfile server.key",
+    ),
+    "ca": (
+        "a development CA",
+        "Create a development certificate authority (certificate and 0600 key) that issues "
+        "the server and client certificates of a mutual-TLS setup.",
+        "ecdhe-async cert ca\n"
+        "  ecdhe-async cert server --ca ca.crt --ca-key ca.key --hostname api.local\n"
+        "  ecdhe-async cert client --ca ca.crt --ca-key ca.key --common-name alice",
+    ),
+    "server": (
+        "a server certificate issued by a dev CA",
+        "Issue a server certificate (serverAuth) signed by a development CA, with its 0600 "
+        "key. Clients trust the CA certificate (--ca-file ca.crt).",
+        "ecdhe-async cert server --ca ca.crt --ca-key ca.key --hostname api.local",
+    ),
+    "client": (
+        "a client certificate issued by a dev CA",
+        "Issue a client certificate (clientAuth) for mutual TLS, signed by a development CA, "
+        "with its 0600 key. Servers trust the CA (serve --ca-file ca.crt --client-auth "
+        "required).",
+        "ecdhe-async cert client --ca ca.crt --ca-key ca.key --common-name alice",
+    ),
+}
+
+
+def _add_cert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cert = sub.add_parser(
+        "cert",
+        help="create development certificates",
+        formatter_class=_ExampleFormatter,
+        description="Create a self-signed certificate, or a development CA and certificates "
+        "it issues (for mTLS). Private keys are written 0600; existing files are never "
+        "replaced without --force.",
+        epilog="example (mutual TLS):\n  " + _CERT_KINDS["ca"][2],
     )
-    p.add_argument("--common-name", help="subject common name")
+    cert_sub = cert.add_subparsers(dest="cert_command", required=True, metavar="KIND")
+    for kind, (summary, description, example) in _CERT_KINDS.items():
+        p = cert_sub.add_parser(
+            kind,
+            help=summary,
+            description=description,
+            epilog=f"example:\n  {example}",
+            formatter_class=_ExampleFormatter,
+        )
+        stem = "server" if kind == "self-signed" else kind
+        if kind in ("server", "client"):
+            p.add_argument("--ca", required=True, metavar="PEM", help="CA certificate file")
+            p.add_argument("--ca-key", required=True, metavar="PEM", help="CA private key file")
+            p.add_argument(
+                "--ca-password-env",
+                metavar="VAR",
+                help="the CA key's password is in this environment variable",
+            )
+        p.add_argument("--out", default=f"{stem}.crt", metavar="PEM", help="certificate file")
+        p.add_argument("--key-out", default=f"{stem}.key", metavar="PEM", help="private key file")
+        _cert_options(p, kind)
+
+
+def _cert_options(p: argparse.ArgumentParser, kind: str) -> None:
+    if kind == "ca":
+        p.add_argument("--name", default="ecdhe_async dev CA", help="CA common name")
+    else:
+        default_sans = "none" if kind == "client" else "localhost, 127.0.0.1, ::1"
+        p.add_argument(
+            "--hostname",
+            action="append",
+            dest="hostnames",
+            metavar="NAME",
+            help=f"subject alternative name, DNS name or IP (repeatable; default: {default_sans})",
+        )
+        if kind == "client":
+            p.add_argument(
+                "--common-name", default="ecdhe_async dev client", help="subject common name"
+            )
+        else:
+            p.add_argument("--common-name", help="subject common name (default: first hostname)")
     p.add_argument("--key-type", default="ec-p256", choices=_key_types(), help="key type")
-    p.add_argument("--days", type=int, default=365, help="validity in days")
+    p.add_argument(
+        "--days", type=int, default=3650 if kind == "ca" else 365, help="validity in days"
+    )
     p.add_argument(
         "--key-password-env",
         metavar="VAR",
         help="encrypt the private key with the password in this environment variable",
     )
+    p.add_argument(
+        "--force", action="store_true", help="replace the certificate and key files if they exist"
+    )
+
+
+#: ``ecdhe_async.bench.Mode`` spelled out, so that building the parser imports no bench code.
+BENCH_MODES: Final = ("handshakes", "throughput")
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
-    try:
-        from .bench import add_arguments
-    except ImportError:  # pragma: no cover - bench module absent
-        return
-    add_arguments(p)
+    p.add_argument("mode", choices=BENCH_MODES, help="what to measure")
+    p.add_argument("host", help="server address")
+    p.add_argument("port", type=int, help="server port")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificates to trust (PEM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="DO NOT verify the certificate (testing only)"
+    )
+    p.add_argument("--server-hostname", help="name to verify and send as SNI (default HOST)")
+    p.add_argument(
+        "--groups", metavar="LIST", help="key-exchange groups to offer (default: X25519)"
+    )
+    p.add_argument(
+        "--allow-tls12", action="store_true", help="allow TLS 1.2 (default: TLS 1.3 only)"
+    )
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        help="concurrent workers (handshakes, default 16) or connections (throughput, default 4)",
+    )
+    p.add_argument(
+        "-d", "--duration", type=float, default=10.0, help="measurement window in seconds"
+    )
+    p.add_argument(
+        "-n", "--count", type=int, help="end the window after this many handshakes or blocks"
+    )
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds before the window")
+    p.add_argument("--block-size", type=int, default=64 * 1024, help="throughput: bytes per block")
+    p.add_argument(
+        "--window", type=int, default=4, help="throughput: blocks in flight per connection"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="per connection/operation timeout (s)"
+    )
+    p.add_argument(
+        "--loop",
+        choices=get_args(LoopName),
+        default="auto",
+        help="client event loop (auto = uvloop when installed)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
 def _tls_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,27 +403,52 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     tls = _tls_overrides(args)
     if args.client_auth is not None:
         tls["client_auth"] = args.client_auth
-    settings = ServerSettings.load(
-        args.config,
-        host=args.host,
-        port=args.port,
-        handler=args.handler,
-        loop=args.loop,
-        max_connections=args.max_connections,
-        log_level=args.log_level,
-        metrics_port=args.metrics_port,
-        log_format=args.log_format,
-        access_log=args.access_log,
-        tls=tls or None,
-    )
-    _setup_logging(settings.log_level, settings.log_format)
-    run_server(settings)
+    if args.key_password_env is not None:
+        tls["key_password"] = _password_from_env(args.key_password_env)
+    try:
+        settings = ServerSettings.load(
+            args.config,
+            host=args.host,
+            port=args.port,
+            handler=args.handler,
+            loop=args.loop,
+            max_connections=args.max_connections,
+            workers=args.workers,
+            proxy_protocol=args.proxy_protocol,
+            log_level=args.log_level,
+            metrics_port=args.metrics_port,
+            log_format=args.log_format,
+            access_log=args.access_log,
+            tls=tls or None,
+        )
+        logging.getLogger().setLevel(settings.log_level.upper())
+        if settings.workers > 1 or settings.log_format != "text":
+            _setup_logging(settings.log_level, settings.log_format, pid=settings.workers > 1)
+        if settings.workers > 1:
+            from .workers import run_workers
+
+            return run_workers(settings)
+        run_server(settings)
+    except OSError as exc:  # cannot listen: the runner's message names the address
+        if exc.errno is None and not str(exc).startswith("cannot listen on"):
+            raise
+        print(f"ecdhe-async: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (ConfigError, CertificateError) as exc:
+        text = str(exc)
+        if "a password is required" in text and "--key-password-env" not in text:
+            raise type(exc)(f"{text}: {key_password_hint()}") from None
+        raise
     return EXIT_OK
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:
     from .client import connect
 
+    target = _hostport(args.host, args.port)
+    if not 0 < args.port < 65536:
+        print(f"ecdhe-async: port {args.port} is out of range (1-65535)", file=sys.stderr)
+        return EXIT_USAGE
     tls = _tls_overrides(args)
     if args.insecure:
         tls["insecure_skip_verify"] = True
@@ -274,12 +459,21 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         handshake_timeout=args.timeout,
         tls=tls or None,
     )
+    # In TLS 1.3 the server judges our certificate after our side of the handshake is done:
+    # its verdict (an alert) comes in the first record. Wait that long before saying "connected".
+    settle = min(0.5, args.timeout)
 
     async def go() -> int:
         async with connect(args.host, args.port, settings) as conn:
+            first = b""
+            if args.message is None and conn.version == "TLSv1.3":
+                try:
+                    first = await asyncio.wait_for(conn.read(), settle)
+                except TimeoutError:
+                    pass  # nothing from the server: no refusal
             info = conn.tls
             rows = [
-                ("connected to", _hostport(args.host, args.port)),
+                ("connected to", target),
                 ("protocol", info.version),
                 ("cipher", info.cipher),
                 ("key exchange", f"ECDHE {info.group}" if info.group else "unknown"),
@@ -290,19 +484,29 @@ def _cmd_connect(args: argparse.Namespace) -> int:
                 ("ALPN", info.alpn),
                 ("handshake", f"{conn.handshake_duration * 1e3:.1f} ms"),
             ]
+            reply = first
+            if args.message is not None:
+                await conn.send(args.message.encode() + b"\n")
+                reply = await asyncio.wait_for(conn.read(), args.timeout)
             if args.insecure:
                 rows.append(("verification", "DISABLED (--insecure)"))
+            if reply:
+                rows.append(("reply", reply.decode(errors="replace").rstrip()))
             width = max(len(k) for k, _ in rows)
             for key, value in rows:
                 if value is not None:
                     print(f"{key:<{width}}  {value}")
-            if args.message is not None:
-                await conn.send(args.message.encode() + b"\n")
-                reply = await asyncio.wait_for(conn.read(), args.timeout)
-                print(f"{'reply':<{width}}  {reply.decode(errors='replace').rstrip()}")
         return EXIT_OK
 
-    return run_loop(go(), loop=args.loop)
+    try:
+        return run_loop(go(), loop=args.loop)
+    except HandshakeError as exc:
+        print(f"ecdhe-async: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, TimeoutError) as exc:
+        message = str(exc) if "cannot connect to" in str(exc) else f"{target}: {exc}"
+        print(f"ecdhe-async: {message or type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _hostport(host: str, port: int) -> str:
@@ -316,30 +520,33 @@ def _issuer(cert: dict[str, Any] | None) -> str | None:
 
 
 def _cmd_cert(args: argparse.Namespace) -> int:
-    from .certs import DevCA, create_self_signed_cert, describe_certificate
+    from .certs import CertificateExistsError, DevCA, create_self_signed_cert, describe_certificate
 
     password = _password_from_env(getattr(args, "key_password_env", None))
     kind = args.cert_command
-    if kind == "ca":
-        ca = DevCA.create(args.name, key_type=args.key_type, days=args.days)
-        cert_path, key_path = ca.save(args.out, args.key_out, password)
-    else:
-        extra: dict[str, Any] = {"key_type": args.key_type, "days": args.days}
-        if args.hostnames:
-            extra["hostnames"] = args.hostnames
-        if args.common_name:
-            extra["common_name"] = args.common_name
-        if password:
-            extra["key_password"] = password
-        if kind == "self-signed":
-            cert_path, key_path = create_self_signed_cert(args.out, args.key_out, **extra)
+    paths: dict[str, Any] = {"cert_file": args.out, "key_file": args.key_out}
+    try:
+        if kind == "ca":
+            ca = DevCA.create(args.name, key_type=args.key_type, days=args.days)
+            cert_path, key_path = ca.save(**paths, password=password, overwrite=args.force)
         else:
-            ca = DevCA.load(args.ca, args.ca_key, _password_from_env(args.ca_password_env))
-            if kind == "server":
-                cert_path, key_path = ca.issue_server_cert(args.out, args.key_out, **extra)
+            extra: dict[str, Any] = {"key_type": args.key_type, "days": args.days}
+            if args.hostnames:
+                extra["hostnames"] = args.hostnames
+            if args.common_name:
+                extra["common_name"] = args.common_name
+            if password:
+                extra["key_password"] = password
+            extra.update(paths, overwrite=args.force)
+            if kind == "self-signed":
+                cert_path, key_path = create_self_signed_cert(**extra)
             else:
-                extra.pop("hostnames", None)
-                cert_path, key_path = ca.issue_client_cert(args.out, args.key_out, **extra)
+                ca = DevCA.load(args.ca, args.ca_key, _password_from_env(args.ca_password_env))
+                issue = ca.issue_server_cert if kind == "server" else ca.issue_client_cert
+                cert_path, key_path = issue(**extra)
+    except CertificateExistsError as exc:
+        print(f"ecdhe-async: {exc} (pass --force to replace it)", file=sys.stderr)
+        return EXIT_FAILURE
     rows = {"certificate": str(cert_path), "private key": f"{key_path} (mode 0600)"}
     rows.update(describe_certificate(cert_path).as_dict())
     width = max(map(len, rows))
@@ -379,6 +586,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
+def _add_audit(sub: Any) -> None:
+    aud = sub.add_parser(
+        "audit",
+        help="is a TLS server forward-secret only? (exit 0 yes, 1 no, 2 could not tell)",
+        formatter_class=_Formatter,
+        description="Probe any TLS server with real handshakes (TLS 1.3 groups one by one, "
+        "TLS 1.2 key-exchange classes, legacy versions, resumption) and give a verdict.",
+    )
+    aud.add_argument("target", metavar="HOST[:PORT]", help="server to audit (default port 443)")
+    aud.add_argument("--servername", help="SNI and name to verify (default: HOST)")
+    aud.add_argument("--json", action="store_true", help="print the report as JSON")
+    aud.add_argument("--timeout", type=float, default=5.0, help="per-probe timeout (s)")
+    aud.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify against")
+    aud.add_argument(
+        "--insecure", action="store_true", help="skip the certificate check (kex is tested anyway)"
+    )
+    aud.add_argument("--loop", choices=get_args(LoopName), default="auto", help="event loop")
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .auditor.command import main as audit_main
+
+    return audit_main(args)
+
+
 _COMMANDS: Final = {
     "serve": _cmd_serve,
     "connect": _cmd_connect,
@@ -386,18 +618,21 @@ _COMMANDS: Final = {
     "demo": _cmd_demo,
     "explain": _cmd_explain,
     "bench": _cmd_bench,
+    "audit": _cmd_audit,
 }
 
 
-def _setup_logging(level: str | None, fmt: LogFormat = "text") -> None:
-    configure_logging(level, fmt)
+def _setup_logging(level: str | None, fmt: LogFormat = "text", *, pid: bool = False) -> None:
+    """Log to stderr as text or JSON; *pid* (workers) adds the process id, also to a handler
+    already set up."""
+    configure_logging(level, fmt, pid=pid)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ecdhe-async``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command != "serve":
-        _setup_logging(args.log_level or "warning")
+    # Before any settings are read: their warnings go through logging like every other message.
+    _setup_logging(args.log_level or ("info" if args.command == "serve" else "warning"))
     try:
         return _COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -26,11 +26,14 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from .policy import NotForwardSecretError
+
 if TYPE_CHECKING:
+    from .certs import CertInfo
     from .connection import Connection
 
 __all__ = [
@@ -56,6 +59,7 @@ log = logging.getLogger("ecdhe_async.events")
 FailureReason: TypeAlias = Literal[
     "no_shared_group",  # e.g. an ffdhe-only TLS 1.3 client: no key share we accept
     "no_shared_cipher",  # e.g. an RSA key-transport or CBC-only TLS 1.2 client
+    "not_forward_secret",  # a finished handshake failed our own check (policy.check_forward_secret)
     "protocol_version",  # TLS 1.1 and older, or TLS 1.2 against the modern profile
     "certificate_required",  # client_auth=required and the client sent no certificate
     "bad_certificate",  # the client's certificate failed verification
@@ -130,6 +134,8 @@ class HandshakeFailed:
     alert_sent: bool
     detail: str
     duration: float
+    #: The first bytes the client sent (its ClientHello), to say what it offered; not logged as is.
+    client_hello: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,23 +178,12 @@ class CertificateFacts:
     not_after: datetime
 
     @classmethod
-    def from_x509(cls, cert: Any) -> CertificateFacts:
-        """From a :class:`cryptography.x509.Certificate` (first DNS SAN, else the CN)."""
-        from cryptography import x509
-
-        name = ""
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-            dns = san.value.get_values_for_type(x509.DNSName)
-            name = dns[0] if dns else ""
-        except x509.ExtensionNotFound:
-            pass
-        if not name:
-            cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-            name = str(cns[0].value) if cns else "?"
-        return cls(
-            server_name=name, serial=f"{cert.serial_number:x}", not_after=cert.not_valid_after_utc
-        )
+    def from_info(cls, names: tuple[str, ...], info: CertInfo) -> CertificateFacts:
+        """From a served certificate's summary: its first configured SNI name, else its first
+        DNS name, else its subject."""
+        dns = [san.removeprefix("DNS:") for san in info.sans if san.startswith("DNS:")]
+        name = names[0] if names else (dns[0] if dns else info.subject)
+        return cls(server_name=name, serial=info.serial_number, not_after=info.not_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +204,13 @@ Event: TypeAlias = (
     | CertificateReloaded
 )
 Subscriber: TypeAlias = Callable[[Event], object]
+EVENT_TYPES: Final[tuple[type, ...]] = (
+    HandshakeCompleted,
+    HandshakeFailed,
+    ConnectionClosed,
+    ConnectionRefused,
+    CertificateReloaded,
+)
 
 # OpenSSL reason codes (ssl.SSLError.reason) → normalised reason. Checked against real peers in
 # tests/test_events.py (ffdhe-only, RSA key transport, TLS 1.1, no client certificate, ...).
@@ -243,6 +245,8 @@ def classify_failure(exc: BaseException | None) -> tuple[FailureReason, bool, st
     """
     if exc is None:
         return "eof", False, "closed"
+    if isinstance(exc, NotForwardSecretError):  # the pump sent OpenSSL's fatal alert
+        return "not_forward_secret", True, "NOT_FORWARD_SECRET"
     if isinstance(exc, ssl.SSLError):
         code = str(getattr(exc, "reason", None) or type(exc).__name__)
         if code.startswith(("TLSV1_ALERT_", "SSLV3_ALERT_", "TLSV13_ALERT_")):
@@ -291,30 +295,51 @@ class RateLimit:
 class EventBus:
     """Synchronous fan-out of events to subscribers; a failing subscriber never hurts the caller.
 
-    ``bool(bus)`` is false while nobody listens, so emitters can skip building an event.
+    A subscriber may ask for some event types only (``kinds``); :meth:`wants` tells an emitter
+    whether anybody listens for a type, so that it can skip building the event (and any work for
+    it) when nobody does. ``bool(bus)`` is false while nobody listens at all.
     """
 
-    __slots__ = ("_errors", "_subscribers")
+    __slots__ = ("_by_kind", "_errors", "_subscribers")
 
     def __init__(self) -> None:
-        self._subscribers: tuple[Subscriber, ...] = ()
+        self._subscribers: tuple[tuple[Subscriber, frozenset[type] | None], ...] = ()
+        self._by_kind: dict[type, tuple[Subscriber, ...]] = {}
         self._errors = RateLimit(burst=5, window=60.0)
 
     def __bool__(self) -> bool:
         return bool(self._subscribers)
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call *callback(event)* for every event from now on; returns the unsubscribe function."""
-        self._subscribers = (*self._subscribers, callback)
+    def wants(self, kind: type) -> bool:
+        """True if a subscriber listens for events of type *kind*."""
+        return kind in self._by_kind
+
+    def subscribe(
+        self, callback: Subscriber, kinds: tuple[type, ...] | None = None
+    ) -> Callable[[], None]:
+        """Call *callback(event)* for every event (of *kinds*, if given) from now on; returns the
+        unsubscribe function."""
+        entry = (callback, frozenset(kinds) if kinds is not None else None)
+        self._subscribers = (*self._subscribers, entry)
+        self._index()
 
         def unsubscribe() -> None:
-            self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+            self._subscribers = tuple(e for e in self._subscribers if e is not entry)
+            self._index()
 
         return unsubscribe
 
+    def _index(self) -> None:
+        by_kind: dict[type, tuple[Subscriber, ...]] = {}
+        for kind in EVENT_TYPES:
+            callbacks = tuple(cb for cb, ks in self._subscribers if ks is None or kind in ks)
+            if callbacks:
+                by_kind[kind] = callbacks
+        self._by_kind = by_kind
+
     def emit(self, event: Event) -> None:
-        """Deliver *event* to every subscriber (exceptions are logged, rate-limited, dropped)."""
-        for callback in self._subscribers:
+        """Deliver *event* to its subscribers (exceptions are logged, rate-limited, dropped)."""
+        for callback in self._by_kind.get(type(event), ()):
             try:
                 callback(event)
             except Exception:  # a subscriber's bug must not reach the connection

@@ -1,9 +1,9 @@
 """Logs for people and for machines, written from the server's events.
 
-- :class:`AccessLog` subscribes to a server's events: one INFO line per closed connection (the
-  access log, ``access_log = false`` turns it off), refused handshakes at INFO rate-limited (always
-  on: an ffdhe-only or TLS 1.1 client is what an operator of a forward-secret server wants to see),
-  certificate reloads. Every line carries its fields as ``LogRecord`` attributes too.
+- :class:`AccessLog` subscribes to a server's ``ConnectionClosed`` events: one INFO line per closed
+  connection (the access log; ``access_log = false`` does not subscribe it at all). Refused
+  handshakes are logged, rate-limited, by :class:`~ecdhe_async._refusals.RefusalLog`, another
+  subscriber, either way. Every line carries its fields as ``LogRecord`` attributes too.
 - :class:`JSONFormatter` writes one JSON object per line: ``ts``, ``level``, ``logger``, ``msg``
   and, for connection events, ``peer``, ``version``, ``cipher``, ``group``, ``sni``,
   ``duration_ms``, ``bytes_in``, ``bytes_out``, ``reason`` ... as fields. The stdlib ``json``
@@ -19,18 +19,11 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from .events import (
-    CertificateReloaded,
-    ConnectionClosed,
-    ConnectionRefused,
-    Event,
-    HandshakeFailed,
-    RateLimit,
-)
+from ._logfmt import fmt_addr
+from .events import ConnectionClosed
 
 __all__ = ["FIELDS", "AccessLog", "JSONFormatter", "LogFormat", "configure_logging", "escape"]
 
@@ -60,10 +53,9 @@ FIELDS: Final = (
     "alert_sent",
     "detail",
     "limit",
+    "offer",
     "suppressed",
 )
-# Failures that are the client going away rather than our policy refusing it: DEBUG only.
-_QUIET_REASONS: Final = frozenset({"timeout", "eof", "reset"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-_:/@*+=,;!~#$%&()\[\]{}<>?^|'`]")
 
 
@@ -85,48 +77,17 @@ def _bounded(text: str | None) -> str | None:
     return None if text is None else text[:MAX_PEER_TEXT]
 
 
-def fmt_peer(peer: Iterable[Any] | None) -> str:
-    """``host:port`` (``[v6]:port``) of a peer address tuple, ``?`` when unknown."""
-    if not peer:
-        return "?"
-    host, port = tuple(peer)[:2]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
 class AccessLog:
-    """Event subscriber writing the access log and the refused-handshake lines.
+    """Event subscriber (``ConnectionClosed`` only) writing the access log: one INFO line per
+    closed connection. The server subscribes it only when ``access_log`` is on; refused handshakes
+    are :class:`~ecdhe_async._refusals.RefusalLog`'s lines, with or without it."""
 
-    *access_log* controls the per-connection INFO line only; refused handshakes are always logged,
-    at most *burst* lines per *window* seconds, then one note of how many were left out.
-    """
-
-    def __init__(self, *, access_log: bool = True, burst: int = 10, window: float = 10.0) -> None:
-        self.access_log = access_log
-        self._refusals = RateLimit(burst, window)
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, ConnectionClosed):
-            if self.access_log and log.isEnabledFor(logging.INFO):
-                self._closed(event)
-        elif isinstance(event, HandshakeFailed):
-            self._failed(event)
-        elif isinstance(event, ConnectionRefused):
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "refused %s: %s",
-                    fmt_peer(event.peer),
-                    event.limit,
-                    extra={
-                        "event": "connection_refused",
-                        "peer": fmt_peer(event.peer),
-                        "limit": event.limit,
-                    },
-                )
-        elif isinstance(event, CertificateReloaded):
-            self._reloaded(event)
+    def __call__(self, event: ConnectionClosed) -> None:
+        if log.isEnabledFor(logging.INFO):
+            self._closed(event)
 
     def _closed(self, e: ConnectionClosed) -> None:
-        peer = fmt_peer(e.peer)
+        peer = fmt_addr(e.peer) if e.peer else "?"
         log.info(
             "closed %s %s %s group=%s handshake=%.1fms in=%d out=%d sni=%s cause=%s",
             peer,
@@ -155,60 +116,14 @@ class AccessLog:
             },
         )
 
-    def _failed(self, e: HandshakeFailed) -> None:
-        quiet = e.reason in _QUIET_REASONS
-        level = logging.DEBUG if quiet else logging.INFO
-        if not log.isEnabledFor(level):
-            return
-        suppressed = 0
-        if not quiet:
-            allowed, suppressed = self._refusals.allow()
-            if not allowed:
-                return
-        peer = fmt_peer(e.peer)
-        more = f" ({suppressed} more refused since the last line)" if suppressed else ""
-        log.log(
-            level,
-            "handshake refused from %s: %s (%s, %s%s)%s",
-            peer,
-            e.reason,
-            e.detail,
-            "alert sent, " if e.alert_sent else "",
-            e.phase,
-            more,
-            extra={
-                "event": "handshake_failed",
-                "peer": peer,
-                "reason": e.reason,
-                "phase": e.phase,
-                "alert_sent": e.alert_sent,
-                "detail": e.detail,
-                "duration_ms": round(e.duration * 1e3, 3),
-                "suppressed": suppressed,
-            },
-        )
-
-    def _reloaded(self, e: CertificateReloaded) -> None:
-        if e.result == "ok":
-            log.info(
-                "certificates reloaded: %s",
-                ", ".join(
-                    f"{escape(c.server_name)} serial {c.serial} until {c.not_after:%Y-%m-%d}"
-                    for c in e.certificates
-                ),
-                extra={"event": "certificate_reloaded", "reason": "ok"},
-            )
-        else:
-            log.warning(
-                "certificate reload failed, still serving the last good ones: %s",
-                e.error,
-                extra={"event": "certificate_reloaded", "reason": "error"},
-            )
-
 
 class JSONFormatter(logging.Formatter):
     """One JSON object per record: ``ts`` (UTC, ISO 8601, ms), ``level``, ``logger``, ``msg``,
     the event fields present on the record (:data:`FIELDS`), and ``exc`` with a traceback."""
+
+    def __init__(self, *, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC)
@@ -218,6 +133,8 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if self.pid:
+            out["pid"] = record.process
         attrs = record.__dict__
         for name in FIELDS:
             value = attrs.get(name)
@@ -232,11 +149,24 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=True, default=str)
 
 
-_TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+def configure_logging(
+    level: str | None = "info", fmt: LogFormat = "text", *, pid: bool = False
+) -> None:
+    """Root logging to stderr, as text (the default) or JSON lines (``log_format = "json"``).
 
-
-def configure_logging(level: str | None = "info", fmt: LogFormat = "text") -> None:
-    """Root logging to stderr, as text (the default) or JSON lines (``log_format = "json"``)."""
+    *pid* (worker processes) adds the process id (a ``pid`` field in JSON). Called again, it
+    re-formats the handlers already set up (the CLI sets up text logging before reading settings).
+    """
+    formatter: logging.Formatter
+    if fmt == "json":
+        formatter = JSONFormatter(pid=pid)
+    else:
+        pid_part = "[%(process)d] " if pid else ""
+        formatter = logging.Formatter(
+            f"%(asctime)s %(levelname)-7s {pid_part}%(name)s: %(message)s"
+        )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    handler.setFormatter(formatter)
     logging.basicConfig(level=getattr(logging, (level or "info").upper()), handlers=[handler])
+    for existing in logging.getLogger().handlers:
+        existing.setFormatter(formatter)

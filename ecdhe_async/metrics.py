@@ -32,14 +32,16 @@ multiprocess collector does not merge them); counters survive worker restarts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .errors import ConfigError
 from .events import (
@@ -77,12 +79,15 @@ __all__ = [
     "MAX_SERIES",
     "MetricsEndpoint",
     "ServerMetrics",
+    "SupervisorMetrics",
     "multiprocess_dir",
     "prepare_multiprocess",
     "serve_metrics",
     "serve_multiprocess",
     "worker_exited",
 ]
+
+log = logging.getLogger("ecdhe_async.metrics")
 
 #: Distinct (version, cipher, group) label sets before new ones are counted as ``other``.
 MAX_SERIES: Final = 64
@@ -203,7 +208,9 @@ class ServerMetrics:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access line on stderr for every scrape."""
+    """No access line on stderr for every scrape; a silent client is dropped after 5 s."""
+
+    timeout = 5.0
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -213,7 +220,9 @@ class MetricsEndpoint:
     """``/metrics``, ``/healthz`` and ``/readyz`` on a threaded HTTP server (not the event loop).
 
     *ready* answers ``/readyz``; *before_scrape* runs (in the HTTP thread) before each
-    ``/metrics`` answer, e.g. to copy gauges from live counters.
+    ``/metrics`` answer, e.g. to copy gauges from live counters. With *thread* false no thread
+    is started: the owner waits for :meth:`fileno` to be readable and calls
+    :meth:`handle_request` (the worker supervisor, which must not have threads when it forks).
     """
 
     def __init__(
@@ -224,25 +233,35 @@ class MetricsEndpoint:
         *,
         ready: Callable[[], bool] = lambda: True,
         before_scrape: Callable[[], None] | None = None,
+        thread: bool = True,
     ) -> None:
         self._metrics_app = make_wsgi_app(registry)
         self._ready = ready
         self._before_scrape = before_scrape
-        server_class: Any = ThreadingWSGIServer
+        server_class: Any = ThreadingWSGIServer if thread else WSGIServer
         if ":" in host:
-            server_class = type(
-                "V6Server", (ThreadingWSGIServer,), {"address_family": socket.AF_INET6}
-            )
+            server_class = type("V6Server", (server_class,), {"address_family": socket.AF_INET6})
         self._httpd = make_server(host, port, self._app, server_class, handler_class=_QuietHandler)
         self.host = host
         self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.5},
-            name=f"ecdhe_async-metrics-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.5},
+                name=f"ecdhe_async-metrics-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def fileno(self) -> int:
+        """The listening socket (readable: a request waits for :meth:`handle_request`)."""
+        fd: int = self._httpd.fileno()
+        return fd
+
+    def handle_request(self) -> None:
+        """Answer one waiting request inline (*thread* false)."""
+        self._httpd.handle_request()
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -261,9 +280,11 @@ class MetricsEndpoint:
 
     def close(self) -> None:
         """Stop serving and close the socket (waits at most ~1 s for the thread)."""
-        self._httpd.shutdown()
+        if self._thread is not None:
+            self._httpd.shutdown()
         self._httpd.server_close()
-        self._thread.join(timeout=1.0)
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
 
     @property
     def url(self) -> str:
@@ -337,13 +358,9 @@ def serve_metrics(
 
 
 def _record_certificate(metrics: ServerMetrics, server: TLSServer) -> None:
-    certfile = server.settings.tls.certfile
-    if certfile is None:
-        return
-    from .certs import load_certificate
-
-    with contextlib.suppress(Exception):  # the context already loaded it; a metric is optional
-        metrics.certificates([CertificateFacts.from_x509(load_certificate(certfile))])
+    if server.certs is not None:  # every certificate in the store (none with a caller's context)
+        served = server.certs.served()
+        metrics.certificates(CertificateFacts.from_info(names, info) for names, info in served)
 
 
 def prepare_multiprocess(directory: str | os.PathLike[str]) -> Path:
@@ -365,14 +382,61 @@ def serve_multiprocess(
     port: int = 0,
     *,
     ready: Callable[[], bool] = lambda: True,
+    thread: bool = True,
 ) -> MetricsEndpoint:
     """The supervisor's endpoint: every scrape sums the workers' files in *directory*."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     _standard_collectors(registry)
-    return MetricsEndpoint(registry, host, port, ready=ready)
+    return MetricsEndpoint(registry, host, port, ready=ready, thread=thread)
 
 
 def worker_exited(pid: int, directory: str | os.PathLike[str] | None = None) -> None:
     """Forget a dead worker's live gauges (its counters stay in the sums)."""
     multiprocess.mark_process_dead(pid, str(directory) if directory else None)  # type: ignore[no-untyped-call]
+
+
+class SupervisorMetrics:
+    """All of the above for :class:`~ecdhe_async.workers.Supervisor`, in one object.
+
+    Makes a private multiprocess directory and serves it on *host*:*port* without a thread (the
+    supervisor forks): it waits on :meth:`fileno` with its other file descriptors and calls
+    :meth:`handle_request`. *ready* answers ``/readyz`` (false while draining).
+    """
+
+    def __init__(self, host: str, port: int, *, ready: Callable[[], bool]) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="ecdhe_async-metrics-"))
+        try:
+            prepare_multiprocess(self.directory)
+            self.endpoint = serve_multiprocess(
+                self.directory, host, port, ready=ready, thread=False
+            )
+        except BaseException:
+            self._forget()
+            raise
+        log.info(
+            "metrics on %s/metrics (the sum over workers; /healthz, /readyz)", self.endpoint.url
+        )
+
+    def fileno(self) -> int:
+        """The endpoint's listening socket (for the supervisor's wait; closed in workers)."""
+        return self.endpoint.fileno()
+
+    def handle_request(self) -> None:
+        """Answer the request waiting on :meth:`fileno`."""
+        self.endpoint.handle_request()
+
+    def worker_exited(self, pid: int) -> None:
+        """A worker died: its live gauges drop out of the sums."""
+        worker_exited(pid, self.directory)
+
+    def close(self) -> None:
+        """Close the endpoint and remove the directory."""
+        self.endpoint.close()
+        self._forget()
+
+    def _forget(self) -> None:
+        if os.environ.get(_ENV) == str(self.directory):
+            del os.environ[_ENV]
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        shutil.rmtree(self.directory, ignore_errors=True)

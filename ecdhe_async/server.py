@@ -1,11 +1,14 @@
 """``TLSServer``: accept TCP, own every TLS handshake, run a handler per connection, stop cleanly.
 
 Data flow for one connection: accept (plain TCP, :meth:`asyncio.loop.create_server`, the call
-under :func:`asyncio.start_server`) → counted as a *pending handshake*, timer started → the first
-bytes arrive → switched to our TLS layer (:mod:`ecdhe_async._tlsproto`) → handshake (bounded by
+under :func:`asyncio.start_server`; its protocol is our TLS pump, :mod:`ecdhe_async._pump`) →
+counted as a *pending handshake*, timer started → the first bytes arrive → handshake (bounded by
 ``handshake_timeout``, failure reason known, alert sent) → :class:`Connection` with its TLS facts →
-handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one event
-(:mod:`ecdhe_async.events`: the access log line and the metrics come from it).
+handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one INFO line.
+The server is the pump's :class:`~ecdhe_async._pump.PumpOwner`: no Task per connection but the
+handler's. Deployment hooks, each absent when off: a PROXY protocol header read before the first
+TLS byte, inside ``handshake_timeout`` (:mod:`ecdhe_async._proxy_stage`), and the certificates of
+a :class:`~ecdhe_async.certstore.CertStore` (SNI, :meth:`TLSServer.reload`, file watch).
 
 Why accept plain TCP and upgrade ourselves: with ``ssl=`` given to ``start_server`` the handler
 only runs after a successful handshake, so pending handshakes cannot be counted or capped, their
@@ -17,8 +20,16 @@ Limits: ``max_connections`` counts pending and established connections; beyond i
 closed at once (``stats.refused``). ``max_pending_handshakes`` caps handshakes in flight; beyond it
 the oldest one that has not sent a byte (else the oldest) is dropped (``stats.evicted``), so a
 flood of silent sockets cannot starve real clients. Failures of one connection never reach
-another: they are counted, logged once (handshake failures at DEBUG, protocol errors at INFO,
-handler crashes at ERROR with a traceback) and the server keeps serving.
+another: they are counted, logged once (refused handshakes at INFO with what the client offered,
+rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`; resets and timeouts at DEBUG; protocol
+errors at INFO; handler crashes and errors in our own layer at ERROR with a traceback) and the
+server keeps serving.
+
+Guarantees (issue 10): a given ``ssl_context`` is restricted to the settings' policy
+(:func:`~ecdhe_async.tls.apply_policy`); every finished handshake is checked by the pump
+(:func:`~ecdhe_async.policy.check_forward_secret`: ERROR log, fatal alert, no handler); the
+buffered input of all connections is charged to one :class:`~ecdhe_async._budget.MemoryBudget`
+(``max_buffered_bytes``); the open-file limit is raised at start for ``max_connections``.
 """
 
 from __future__ import annotations
@@ -28,29 +39,29 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self
 
-from ._stream import StreamProtocol
-from ._tlsproto import TLSProtocol, start_tls
+from ._budget import BudgetExceeded, MemoryBudget
+from ._listen import listen
+from ._logfmt import fmt_addr as _fmt_addr
+from ._logfmt import fmt_peer as _fmt_peer
+from ._logfmt import handler_name as _handler_name
+from ._logfmt import peer as _peer
+from ._logfmt import reason as _reason
+from ._proxy_stage import ProxyStage
+from ._pump import TLSPump
+from ._stats import ServerStats, fmt_stats
+from .certstore import server_certificates
 from .connection import Connection, TLSInfo
 from .errors import RemoteProtocolError
-from .events import (
-    CloseCause,
-    ConnectionClosed,
-    ConnectionRefused,
-    Event,
-    HandshakeCompleted,
-    HandshakeFailed,
-    Phase,
-    classify_failure,
-)
-from .handlers import Handler, resolve_handler
+from .events import CloseCause, ConnectionClosed, Event, HandshakeCompleted
+from .handlers import Handler, HandlerSpec, resolve_handler
+from .limits import ensure_fd_limit
 from .observe import Observers
+from .policy import NotForwardSecretError, log_refusal
 from .settings import ServerSettings
-from .tls import server_context
 
 __all__ = ["ServerStats", "TLSServer"]
 
@@ -59,111 +70,60 @@ log = logging.getLogger("ecdhe_async.server")
 _LOST = (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError, EOFError)
 
 
-@dataclass(slots=True)
-class ServerStats:
-    """Counters since start. ``pending`` and ``active`` are gauges."""
-
-    accepted: int = 0
-    refused: int = 0
-    pending: int = 0
-    active: int = 0
-    handshakes: int = 0
-    handshake_failures: int = 0
-    handshake_timeouts: int = 0
-    evicted: int = 0
-    completed: int = 0
-    protocol_errors: int = 0
-    handler_errors: int = 0
-    idle_timeouts: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict (for logs and metrics)."""
-        return asdict(self)
-
-
-class _Pending(asyncio.Protocol):
-    """A TCP connection waiting for its ClientHello, then for its handshake to finish."""
-
-    __slots__ = (
-        "got_data",
-        "server",
-        "started",
-        "stream",
-        "timer",
-        "tls",
-        "transport",
-    )
-
-    def __init__(self, server: TLSServer) -> None:
-        self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.got_data = False
-        self.started = 0.0
-        self.tls: TLSProtocol | None = None
-        self.stream: StreamProtocol | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but quack the same.
-        self.transport = cast(asyncio.Transport, transport)
-        self.server._on_accept(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.server._on_first_data(self, data)
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.server._forget_pending(self)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
 class TLSServer:
     """An ECDHE-only TLS server running *handler* for every connection.
 
     ``settings`` is a :class:`ServerSettings` (it must name a certificate unless *ssl_context*
-    is given); ``handler`` is a built-in name, an import path ``"pkg.mod:attr"``, a class or an
-    async callable (default: ``settings.handler``). Use ``async with TLSServer(...) as server:``
-    or :meth:`start` / :meth:`aclose`.
+    is given; a given one is restricted in place by :func:`~ecdhe_async.tls.apply_policy`, or
+    refused with :class:`ConfigError`); ``handler`` is a built-in name, an import path
+    ``"pkg.mod:attr"``, a class or an async callable (default: ``settings.handler``). *sock*, an
+    already bound socket, replaces ``host``/``port`` (how :mod:`ecdhe_async.workers` shares one
+    socket between processes). Use ``async with TLSServer(...) as server:`` or :meth:`start` /
+    :meth:`aclose`.
     """
 
     def __init__(
         self,
         settings: ServerSettings | None = None,
-        handler: Any = None,
+        handler: HandlerSpec | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._sock = sock  # an already bound listening socket (workers), else host/port
+        self.stats = ServerStats()
         self.settings = settings if settings is not None else ServerSettings.load()
         self.handler: Handler = resolve_handler(
             handler if handler is not None else self.settings.handler, self.settings
         )
-        self.ssl_context = ssl_context or server_context(self.settings.tls)
-        self.stats = ServerStats()
+        tls = self.settings.tls
+        self.certs, self.ssl_context = server_certificates(tls, ssl_context)
+        self.budget = MemoryBudget(self.settings.max_buffered_bytes)
+        self._proxy: ProxyStage | None = None  # PROXY protocol: None when off
+        if self.settings.proxy_protocol != "off":
+            self._proxy = ProxyStage(self.settings, self.stats, self._forget_pending)
         self._server: asyncio.Server | None = None
-        self._pending: dict[_Pending, None] = {}
+        self._pending: dict[TLSPump, None] = {}
         self._connections: dict[Connection, asyncio.Task[None]] = {}
         self._closing = False
         self._aclosing = False
         self._closed: asyncio.Event | None = None
         self._warned_full = False
-        # -- observe hooks (issue 13): events feed the access log and metrics --------------------
+        self._loop: asyncio.AbstractEventLoop  # set by start()
+        # Events (issue 13): the refusal log, access log and metrics subscribe (.observe).
         self._observers = Observers(self)
         self._events = self._observers.bus
-        self._emit = self._events.emit
         self._close_causes: dict[Connection, CloseCause] = {}
+        self._refused = self._observers.refused
+        self._failed = self._observers.failed
 
-    def subscribe(self, callback: Callable[[Event], object]) -> Callable[[], None]:
-        """Call *callback(event)* for every :mod:`ecdhe_async.events` event; returns the
-        function that unsubscribes. Runs inline on the loop: keep it cheap. An exception in a
-        subscriber is logged (rate-limited) and never reaches a connection."""
-        return self._events.subscribe(callback)
+    def subscribe(
+        self, callback: Callable[[Any], object], kinds: tuple[type, ...] | None = None
+    ) -> Callable[[], None]:
+        """Call *callback(event)* for every :mod:`ecdhe_async.events` event (of *kinds*, if
+        given); returns the function that unsubscribes. Runs inline on the loop: keep it cheap.
+        An exception in a subscriber is logged (rate-limited) and never reaches a connection."""
+        return self._events.subscribe(callback, kinds)
 
     @property
     def accepting(self) -> bool:
@@ -177,26 +137,19 @@ class TLSServer:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         s = self.settings
+        ensure_fd_limit(s.max_connections)
+        self._loop = loop
         self._observers.starting()
-        # backlog=1, then the real backlog on the sockets: the stdlib's accept loop calls
-        # accept() `backlog` times per readiness event and, out of file descriptors (EMFILE),
-        # does not stop: `backlog` ERROR tracebacks and `backlog` retry timers per event
-        # (gh-151615, Python < 3.15), a storm that starves every live connection for as long as
-        # the process is out of fds. One accept per event (the listener stays readable, so the
-        # next loop iteration takes the next connection) turns that into one log line and one
-        # retry per second. uvloop accepts in libuv (no such loop) and is unaffected either way.
-        self._server = await loop.create_server(
-            lambda: _Pending(self),
-            host=s.host,
-            port=s.port,
-            backlog=1,
-            reuse_port=s.reuse_port or None,
-            start_serving=True,
-        )
+        self._server = await listen(loop, self._new_pump, s, self._sock)
+        try:
+            self._observers.started()
+        except BaseException:
+            self._server.close()
+            self._server = None
+            raise
         self._closed = asyncio.Event()
-        for sock in self._server.sockets:
-            with socket.fromfd(sock.fileno(), sock.family, sock.type) as listener:
-                listener.listen(s.backlog)
+        if self.certs is not None:
+            self.certs.start_watch(s.cert_check_interval)
         addrs = self.addresses
         tls = self.settings.tls
         log.info(
@@ -206,13 +159,15 @@ class TLSServer:
             ":".join(tls.groups),
             _handler_name(self.handler),
         )
-        try:
-            self._observers.started()
-        except BaseException:
-            self._server.close()
-            self._server = None
-            raise
         return addrs
+
+    def reload(self) -> bool:
+        """Reload the certificates for new handshakes, keep-last-good (:mod:`.certstore`).
+
+        False (logged) if the new set is broken; always False with a caller's ``ssl_context``.
+        Blocking (file reads): from a coroutine, ``await asyncio.to_thread(server.reload)``.
+        """
+        return self.certs is not None and self.certs.reload()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -270,7 +225,8 @@ class TLSServer:
                     await asyncio.wait_for(self._server.wait_closed(), 1.0)
                 except TimeoutError:  # pragma: no cover - cpython#104344
                     log.debug("wait_closed() did not return; continuing")
-            log.info("stopped: %s", _fmt_stats(self.stats))
+            self._observers.stopping()
+            log.info("stopped: %s", fmt_stats(self.stats))
         except BaseException:
             self.abort()  # cancelled or failed mid-way: leave nothing running
             raise
@@ -304,20 +260,37 @@ class TLSServer:
     ) -> None:
         await self.aclose()
 
-    # -- accept and handshake ----------------------------------------------------------------
-    def _on_accept(self, pending: _Pending) -> None:
+    # -- accept and handshake (the PumpOwner side of every connection) ------------------------
+    def _new_pump(self) -> TLSPump:
+        s = self.settings
+        return TLSPump(
+            self,
+            self.ssl_context,
+            server_side=True,
+            groups=s.tls.groups,
+            shutdown_timeout=s.shutdown_timeout,
+            write_timeout=s.write_timeout,
+            loop=self._loop,
+        )
+
+    def pump_accepted(self, pump: TLSPump) -> None:
+        """A TCP connection arrived: count it, cap it, arm its handshake timer."""
+        try:
+            self._on_accept(pump)
+        except Exception:
+            log.exception("internal error accepting a connection from %s", _peer(pump.transport))
+            pump.abort()
+
+    def _on_accept(self, pump: TLSPump) -> None:
         stats = self.stats
         stats.accepted += 1
-        transport = pending.transport
-        assert transport is not None
         if self._closing:
-            transport.abort()
+            pump.abort()
             return
         if len(self._pending) + len(self._connections) >= self.settings.max_connections:
             stats.refused += 1
-            if self._events:
-                self._emit(ConnectionRefused(_peername(transport), "max_connections"))
-            transport.abort()
+            self._refused(pump.transport, "max_connections")
+            pump.abort()
             if not self._warned_full:
                 self._warned_full = True
                 log.warning(
@@ -328,113 +301,111 @@ class TLSServer:
         self._warned_full = False
         if len(self._pending) >= self.settings.max_pending_handshakes:
             self._evict_one()
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(
-            self.settings.handshake_timeout, self._on_handshake_timeout, pending
-        )
-        self._pending[pending] = None
+        pump.set_timer(self.settings.handshake_timeout, self._on_handshake_timeout, pump)
+        self._pending[pump] = None
         stats.pending = len(self._pending)
+        if self._proxy is not None:  # PROXY protocol: trust the source, read the header first
+            self._proxy.accept(pump)
         # No setsockopt(TCP_NODELAY) here: asyncio's and uvloop's TCP transports already set it
         # on every accepted socket (and get_extra_info("socket") costs a syscall or two).
 
+    def pump_started(self, pump: TLSPump) -> bool:
+        """The first bytes arrived: the handshake starts (False if the connection was dropped)."""
+        if pump not in self._pending:
+            return False
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("TLS handshake started from %s", _peer(pump.transport))
+        return True
+
+    def pump_lost(self, pump: TLSPump) -> None:
+        """The transport is gone (a pending connection is forgotten, not counted as failed)."""
+        if self._proxy is not None and pump in self._pending:
+            self._proxy.cut_short(pump, "connection closed inside the PROXY header")
+        self._forget_pending(pump)
+
     def _drop_pending(self) -> None:
+        if self.certs is not None:  # aclose() and abort(): no more handshakes to serve
+            self.certs.stop_watch()
         # Forget first, so that an aborted handshake is not counted as a client's failure.
-        for pending in list(self._pending):
-            self._forget_pending(pending)
-            pending.abort()
+        for pump in list(self._pending):
+            self._forget_pending(pump)
+            pump.abort()
 
     def _evict_one(self) -> None:
-        victim = next((p for p in self._pending if not p.got_data), None)
+        victim = next((p for p in self._pending if p.ssl_object is None), None)
         if victim is None:
             victim = next(iter(self._pending))
         self.stats.evicted += 1
-        log.debug("max_pending_handshakes reached: dropping %s", _peer(victim.transport))
-        if self._events:
-            self._emit(ConnectionRefused(_peername(victim.transport), "max_pending_handshakes"))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("max_pending_handshakes reached: dropping %s", _peer(victim.transport))
+        self._refused(victim.transport, "max_pending_handshakes")
         self._forget_pending(victim)
         victim.abort()
 
-    def _on_first_data(self, pending: _Pending, data: bytes) -> None:
-        transport = pending.transport
-        if pending.got_data or transport is None or pending not in self._pending:
-            return
-        pending.got_data = True
-        pending.started = time.perf_counter()  # loop.time() is 1 ms coarse on uvloop
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("TLS handshake started from %s", _peer(transport))
-        pending.stream = StreamProtocol()
-        pending.tls, waiter = start_tls(
-            transport,
-            pending.stream,
-            self.ssl_context,
-            server_side=True,
-            handshake_timeout=self.settings.handshake_timeout,
-            shutdown_timeout=self.settings.shutdown_timeout,
-            initial_data=data,
-        )
-        waiter.add_done_callback(lambda fut: self._on_handshake_done(pending, fut))
-
-    def _on_handshake_timeout(self, pending: _Pending) -> None:
-        if pending in self._pending:
+    def _on_handshake_timeout(self, pump: TLSPump) -> None:
+        if pump in self._pending:
             self.stats.handshake_timeouts += 1
-            log.debug(
-                "handshake timeout (%.1fs) from %s",
-                self.settings.handshake_timeout,
-                _peer(pending.transport),
-            )
-            self._forget_pending(pending)
-            pending.abort()
-            if self._events:
-                self._emit_failed(pending, TimeoutError())
+            if self._proxy is not None and self._proxy.cut_short(
+                pump, "PROXY header incomplete at handshake_timeout"
+            ):
+                return
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "handshake timeout (%.1fs) from %s",
+                    self.settings.handshake_timeout,
+                    _peer(pump.transport),
+                )
+            self._forget_pending(pump)
+            self._failed(pump, TimeoutError())
+            pump.abort()
 
-    def _emit_failed(self, pending: _Pending, exc: BaseException | None) -> None:
-        reason, alert_sent, detail = classify_failure(exc)
-        duration = time.perf_counter() - pending.started if pending.got_data else 0.0
-        phase: Phase = "handshake" if pending.got_data else "waiting"
-        peer = _peername(pending.transport)
-        self._emit(HandshakeFailed(peer, phase, reason, alert_sent, detail, duration))
+    def _emit(self, event: Event) -> None:
+        self._events.emit(event)
 
-    def _forget_pending(self, pending: _Pending) -> None:
-        if self._pending.pop(pending, False) is None:
-            if pending.timer is not None:
-                pending.timer.cancel()
+    def _forget_pending(self, pump: TLSPump) -> None:
+        if self._pending.pop(pump, False) is None:
             self.stats.pending = len(self._pending)
 
-    def _on_handshake_done(self, pending: _Pending, fut: asyncio.Future[None]) -> None:
-        was_pending = pending in self._pending
-        self._forget_pending(pending)
-        exc = None if fut.cancelled() else fut.exception()
-        if fut.cancelled() or exc is not None or not was_pending or self._closing:
-            if was_pending and not fut.cancelled():
+    def handshake_done(self, pump: TLSPump, exc: BaseException | None) -> None:
+        """The handshake of *pump* finished: start its handler, or count and log the failure."""
+        was_pending = pump in self._pending
+        self._forget_pending(pump)
+        if exc is not None or not was_pending or self._closing:
+            if was_pending and exc is not None:
                 self.stats.handshake_failures += 1
-                log.debug("handshake failed from %s: %s", _peer(pending.transport), _reason(exc))
-                if self._events:
-                    self._emit_failed(pending, exc)
-            pending.abort()
+                self._log_failure(pump, exc)
+                self._failed(pump, exc)
+            if exc is None:
+                pump.abort()
+            # else: the pump flushes the alert and closes, bounded by shutdown_timeout.
             return
-        tls_proto, stream = pending.tls, pending.stream
-        assert tls_proto is not None
-        assert stream is not None
-        ssl_object = cast(ssl.SSLObject, stream.transport.get_extra_info("ssl_object"))
+        ssl_object = pump.ssl_object
+        assert ssl_object is not None
         conn = Connection(
-            stream,
+            pump,
             tls=TLSInfo.from_ssl_object(ssl_object),
-            handshake_duration=time.perf_counter() - pending.started,
-            shutdown_timeout=self.settings.shutdown_timeout,
+            handshake_duration=time.perf_counter() - pump.started,
         )
-        loop = asyncio.get_running_loop()
+        if self._proxy is not None:  # the real client, behind the balancer
+            self._proxy.apply(pump, conn)
+        pump.account = self.budget.account(conn.peer)
         self.stats.handshakes += 1
-        if self._events:
+        if self._events.wants(HandshakeCompleted):
             self._emit(HandshakeCompleted.of(conn))
-        task = loop.create_task(self._run(conn))
+        task = self._loop.create_task(self._run(conn))
         self._connections[conn] = task
         self.stats.active = len(self._connections)
+
+    def _log_failure(self, pump: TLSPump, exc: BaseException) -> None:
+        # The other failures are the refusal log's lines (an event subscriber, .observe).
+        if isinstance(exc, NotForwardSecretError):
+            log_refusal(exc.problem, _peer(pump.transport))
 
     # -- per-connection ----------------------------------------------------------------------
     async def _run(self, conn: Connection) -> None:
         idle = self.settings.idle_timeout
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(idle, self._check_idle, conn) if idle > 0 else None
+        if idle > 0:
+            conn.set_idle_timer(self._loop.call_later(idle, self._check_idle, conn))
         cancelled = False
         started = time.perf_counter()
         cause: CloseCause = "error"
@@ -443,18 +414,19 @@ class TLSServer:
             cause = "stop" if conn.stop_requested else "peer_close"
         except RemoteProtocolError as exc:
             self.stats.protocol_errors += 1
+            cause = "limit" if isinstance(exc, BudgetExceeded) else "error"
             log.info("protocol error from %s: %s", _fmt_peer(conn), exc)
         except asyncio.CancelledError:
             cancelled = True
             cause = "stop"
         except _LOST as exc:
-            log.debug("connection %s lost: %s", _fmt_peer(conn), _reason(exc))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("connection %s lost: %s", _fmt_peer(conn), _reason(exc))
         except Exception:
             self.stats.handler_errors += 1
             log.exception("handler %s crashed on %s", _handler_name(self.handler), _fmt_peer(conn))
         finally:
-            if timer is not None:
-                timer.cancel()
+            conn.set_idle_timer(None)
             await conn.close()
             self._connections.pop(conn, None)
             stats = self.stats
@@ -463,55 +435,20 @@ class TLSServer:
             stats.bytes_in += conn.bytes_in
             stats.bytes_out += conn.bytes_out
             cause = self._close_causes.pop(conn, cause)
-            if self._events:  # the access log line comes from this event (ecdhe_async.logs)
+            if self._events.wants(ConnectionClosed):  # the access log line comes from it
                 self._emit(ConnectionClosed.of(conn, time.perf_counter() - started, cause))
         if cancelled:
             raise asyncio.CancelledError
 
     def _check_idle(self, conn: Connection) -> None:
+        conn.set_idle_timer(None)
         if conn not in self._connections or conn.is_closing:
             return
         remaining = self.settings.idle_timeout - conn.idle_for
         if remaining > 0:
-            asyncio.get_running_loop().call_later(remaining, self._check_idle, conn)
+            conn.set_idle_timer(self._loop.call_later(remaining, self._check_idle, conn))
             return
         self.stats.idle_timeouts += 1
         self._close_causes[conn] = "idle"
         log.info("idle timeout (%.1fs) on %s: closing", self.settings.idle_timeout, _fmt_peer(conn))
         conn.close_soon()
-
-
-def _reason(exc: BaseException | None) -> str:
-    if exc is None:
-        return "closed"
-    reason = getattr(exc, "reason", None)
-    if reason:
-        return str(reason)
-    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-
-
-def _peername(transport: asyncio.BaseTransport | None) -> tuple[Any, ...] | None:
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    return tuple(peer) if peer else None
-
-
-def _peer(transport: asyncio.BaseTransport | None) -> str:
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    return _fmt_addr(peer) if peer else "?"
-
-
-def _fmt_peer(conn: Connection) -> str:
-    return _fmt_addr(conn.peer) if conn.peer else "?"
-
-
-def _fmt_addr(addr: Iterable[Any]) -> str:
-    host, port = tuple(addr)[:2]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def _handler_name(handler: Any) -> str:
-    return getattr(handler, "__qualname__", None) or type(handler).__qualname__
-
-
-def _fmt_stats(stats: ServerStats) -> str:
-    return " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v) or "no connections"

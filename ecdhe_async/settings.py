@@ -20,14 +20,15 @@ import logging
 import os
 import tomllib
 from contextvars import ContextVar
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -42,11 +43,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ._openssl import DEFAULT_GROUPS, normalize_group
-from .certs import is_group_or_world_readable, load_certificate, load_private_key
-from .errors import CertificateError, ConfigError
+from . import groups as _groups
+from ._setting_errors import Origin, format_validation_error, unknown_env_vars
+from .errors import ConfigError
 
 __all__ = [
+    "CertificateSettings",
     "ClientAuth",
     "ClientSettings",
     "LoopName",
@@ -63,6 +65,35 @@ LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+ProxyProtocol = Literal["off", "v1", "v2", "auto"]
+
+
+class CertificateSettings(BaseModel):
+    """One extra server certificate (``[[tls.certificates]]``), served for ``server_names``.
+
+    Names are exact host names or one leading wildcard label (``*.example.com``). Files are
+    checked where they are loaded (:mod:`ecdhe_async.certstore`), at start and on every reload.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    certfile: Path
+    keyfile: Path | None = None
+    key_password: SecretStr | None = None
+    server_names: list[str] = Field(min_length=1)
+
+    @field_validator("server_names")
+    @classmethod
+    def _check_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower().rstrip(".") for name in value]
+        for name in names:
+            label = name.removeprefix("*.")
+            if not label or "*" in label or " " in label or "." not in name.strip("*."):
+                raise ValueError(
+                    f"server name {name!r}: use a host name or one leading wildcard "
+                    "label, e.g. 'api.example.com' or '*.example.com'"
+                )
+        return list(dict.fromkeys(names))
 
 
 class TLSSettings(BaseModel):
@@ -72,6 +103,9 @@ class TLSSettings(BaseModel):
     that client certificates must chain to. For a client, ``certfile``/``keyfile`` are the optional
     client certificate (mTLS) and ``ca_file`` the CAs trusted for the server (default: the system
     store).
+
+    Pure data, validated by type and range: the files are opened and checked (exist, parse, key
+    matches certificate, password) once, where a context is built (:mod:`ecdhe_async.tls`).
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
@@ -82,14 +116,19 @@ class TLSSettings(BaseModel):
     ca_file: Path | None = None
     profile: Profile = "intermediate"
     groups: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_GROUPS), min_length=1
+        default_factory=lambda: list(_groups.DEFAULT), min_length=1
     )
     client_auth: ClientAuth = "none"
     session_tickets: bool = False
+    #: Where the server's TLS 1.2 session-ID cache cannot be switched off (no OpenSSL shim),
+    #: TLS 1.2 is refused unless this accepts resumption without a fresh ECDHE exchange.
+    allow_tls12_session_resumption: bool = False
     alpn: Annotated[list[str], NoDecode] = Field(default_factory=list)
     keylog_file: Path | None = None
     allow_keylog: bool = False
     insecure_skip_verify: bool = False
+    certificates: list[CertificateSettings] = Field(default_factory=list)
+    sni_strict: bool = False
 
     @field_validator("groups", "alpn", mode="before")
     @classmethod
@@ -109,7 +148,7 @@ class TLSSettings(BaseModel):
     @classmethod
     def _check_groups(cls, value: list[str]) -> list[str]:
         # Normalise aliases and drop repeats, keeping the first (preferred) position.
-        return list(dict.fromkeys(normalize_group(g) for g in value))
+        return list(dict.fromkeys(_groups.canonical(g) for g in value))
 
     @field_validator("alpn")
     @classmethod
@@ -119,47 +158,17 @@ class TLSSettings(BaseModel):
                 raise ValueError(f"ALPN protocol names must be 1-255 bytes, got {proto!r}")
         return value
 
-    @field_validator("certfile", "keyfile", "ca_file")
+    @field_validator("certfile", "keyfile", "ca_file", "keylog_file")
     @classmethod
-    def _readable_file(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        path = value.expanduser()
-        if not path.is_file():
-            raise ValueError(f"file '{path}' does not exist or is not a regular file")
-        if not os.access(path, os.R_OK):
-            raise ValueError(f"file '{path}' is not readable by this user")
-        return path
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        # Pure data: the files are checked where they are used (ecdhe_async.tls), not here.
+        return None if value is None else value.expanduser()
 
     @model_validator(mode="after")
-    def _check_key_pair(self) -> Self:
-        # Errors name the field at fault (certfile, keyfile or key_password), not just "tls".
+    def _check_combination(self) -> Self:
+        # Errors name the field at fault, not just "tls".
         if self.keyfile is not None and self.certfile is None:
             raise _FieldError("certfile", None, "keyfile is set but certfile is not: set both")
-        if self.certfile is not None:
-            keyfile = self.keyfile or self.certfile
-            key_field = "keyfile" if self.keyfile is not None else "certfile"
-            try:
-                cert = load_certificate(self.certfile)
-            except CertificateError as exc:
-                raise _FieldError("certfile", self.certfile, str(exc)) from None
-            try:
-                key = load_private_key(keyfile, self.key_password)
-            except CertificateError as exc:
-                text = str(exc)
-                if "password" in text.replace(str(keyfile), ""):
-                    raise _FieldError("key_password", self.key_password, text) from None
-                raise _FieldError(key_field, keyfile, text) from None
-            if _spki(cert.public_key()) != _spki(key.public_key()):
-                raise _FieldError(
-                    key_field,
-                    keyfile,
-                    f"the private key does not match the certificate in '{self.certfile}'",
-                )
-            if is_group_or_world_readable(keyfile):
-                log.warning(
-                    "private key file '%s' is readable by other users: chmod 600 it", keyfile
-                )
         if self.client_auth != "none" and self.ca_file is None:
             raise _FieldError(
                 "ca_file",
@@ -177,11 +186,6 @@ class _FieldError(ValueError):
         super().__init__(message)
         self.field = field
         self.value = value
-
-
-def _spki(key: Any) -> bytes:
-    der: bytes = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return der
 
 
 _config_file: ContextVar[Path | None] = ContextVar("ecdhe_async_config_file", default=None)
@@ -216,17 +220,26 @@ class _Settings(BaseSettings):
         given do not mask lower sources). Nested values are dicts, e.g. ``tls={"groups": [...]}``.
         """
         path = Path(config).expanduser() if config is not None else _env_path(cls.config_env)
-        if path is not None:
-            _check_toml(path)
+        toml = _check_toml(path) if path is not None else {}
+        explicit = {k: v for k, v in overrides.items() if v is not None}
+        origin = Origin(cls, explicit, path, toml)
+        for name, hint in unknown_env_vars(cls, _Settings.__subclasses__()):
+            log.warning("ignoring unknown environment variable %s%s", name, hint)
         token = _config_file.set(path)
         try:
-            return cls(**{k: v for k, v in overrides.items() if v is not None})
+            return cls(**explicit)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-        except (SettingsError, ValueError) as exc:
+            raise ConfigError(format_validation_error(exc, origin)) from None
+        except SettingsError as exc:  # a value in the environment that is not valid JSON
+            raise ConfigError(origin.settings_error(exc)) from None
+        except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from None
         finally:
             _config_file.reset(token)
+
+
+def _loopback_networks() -> list[IPv4Network | IPv6Network]:
+    return [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
 
 
 class ServerSettings(_Settings):
@@ -236,10 +249,22 @@ class ServerSettings(_Settings):
       socket and memory; 10 s is generous for any real client on any real network.
     - ``idle_timeout``: no bytes either way for this long closes the connection (0 = never).
     - ``shutdown_timeout``: how long to wait for the peer's close_notify before aborting.
+    - ``write_timeout``: how long ``drain()`` waits for a peer that reads nothing before the
+      connection is aborted (0 = never), so a peer that never reads cannot hold its buffers.
     - ``grace``: how long ``aclose()`` lets running handlers finish before cancelling them.
     - ``max_connections``: established connections; beyond it new ones are closed at once.
     - ``max_pending_handshakes``: connections still in the handshake; beyond it the oldest that has
       not sent a byte is dropped, so silent sockets cannot starve real clients.
+    - ``max_buffered_bytes``: input buffered by all connections together (unread bytes plus the
+      partial lines and frames handlers hold). Per-connection limits alone allow
+      ``max_connections`` x ``max_frame_size`` (160 GiB with the defaults); 256 MiB keeps a
+      server within a small machine's memory while still holding 16 full-size frames at once.
+      A connection whose next bytes would exceed it is closed; the others carry on.
+
+    Deployment: ``proxy_protocol`` reads a PROXY v1/v2 header before TLS, believed only from
+    ``proxy_trusted`` networks (default loopback); ``cert_check_interval`` re-reads the
+    certificate files every so many seconds (0 = only on ``reload()``/SIGHUP); ``workers``
+    runs that many processes (``ecdhe-async serve``; see :mod:`ecdhe_async.workers`).
     """
 
     model_config = SettingsConfigDict(
@@ -260,6 +285,7 @@ class ServerSettings(_Settings):
     handshake_timeout: Seconds = 10.0
     idle_timeout: float = Field(300.0, ge=0, allow_inf_nan=False)
     shutdown_timeout: Seconds = 5.0
+    write_timeout: float = Field(60.0, ge=0, allow_inf_nan=False)
     grace: float = Field(10.0, ge=0, allow_inf_nan=False)
     max_connections: int = Field(10_000, ge=1)
     max_pending_handshakes: int = Field(512, ge=1)
@@ -269,6 +295,11 @@ class ServerSettings(_Settings):
     metrics_host: str = "127.0.0.1"  # needs the metrics extra (prometheus-client)
     max_line_length: int = Field(64 * 1024, ge=1)
     max_frame_size: int = Field(16 * 1024 * 1024, ge=1)
+    max_buffered_bytes: int = Field(256 * 1024 * 1024, ge=1)
+    proxy_protocol: ProxyProtocol = "off"
+    proxy_trusted: list[IPvAnyNetwork] = Field(default_factory=_loopback_networks)
+    cert_check_interval: float = Field(60.0, ge=0, allow_inf_nan=False)
+    workers: int = Field(1, ge=1, le=1024)
     tls: TLSSettings = Field(default_factory=TLSSettings)
 
 
@@ -299,52 +330,13 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _check_toml(path: Path) -> None:
+def _check_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"invalid setting config: file '{path}' does not exist") from None
     except OSError as exc:
         raise ConfigError(f"invalid setting config: cannot read '{path}': {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid setting config: '{path}' is not valid TOML: {exc}") from None
-
-
-_SECRET_FIELDS = frozenset({"key_password"})
-_MODEL_FIELDS = frozenset({"tls"})
-
-
-def _is_plain(value: object) -> bool:
-    """A scalar, a path, or a list/tuple of scalars: safe and short enough to echo."""
-    if isinstance(value, list | tuple):
-        return all(isinstance(v, str | int | float | bool) for v in value)
-    return isinstance(value, str | int | float | bool | Path)
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per error: ``invalid setting FIELD=VALUE: what is allowed``. Secrets are masked."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            lines.append(f"invalid setting {loc}: unknown setting (check the spelling)")
-            continue
-        value = err.get("input")
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, _FieldError):  # a cross-field check naming the field at fault
-            loc = f"{loc}.{cause.field}" if loc else cause.field
-            value = cause.value
-            msg = str(cause)
-        if value is not None and _SECRET_FIELDS.intersection(loc.split(".")):
-            shown = "'**********'"
-        elif value is None and isinstance(cause, _FieldError):
-            shown = "None"
-        elif loc.rpartition(".")[2] in _MODEL_FIELDS or not _is_plain(value):
-            shown = None  # (input for) a whole table may hold secrets: name the field only
-        else:
-            shown = repr(str(value)) if isinstance(value, Path) else repr(value)
-        target = f"{loc or 'settings'}={shown}" if shown is not None else (loc or "settings")
-        lines.append(f"invalid setting {target}: {msg}")
-    return "\n".join(lines)

@@ -12,6 +12,7 @@ from the environment / ``--config`` as for ``serve``), or plug it into the CLI:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ecdhe_async import ConfigError, Connection, ServerSettings
@@ -25,6 +26,11 @@ class KeyValueHandler:
     def __init__(self, max_line_length: int = 4096) -> None:
         self.store: dict[bytes, bytes] = {}
         self.max_line_length = max_line_length
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> KeyValueHandler:
+        """How the server builds it (also for ``--handler``): limits come from the settings."""
+        return cls(settings.max_line_length)
 
     def execute(self, line: bytes) -> bytes:
         """Run one command and return the reply line (pure: easy to test)."""
@@ -61,14 +67,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     args = parser.parse_args()
-    import logging
-
+    # Logging first, so that warnings about the settings come out like every other line; then
+    # the level the settings ask for (log_level, ECDHE_ASYNC_LOG_LEVEL).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s")
     try:
-        run_server(ServerSettings.load(args.config), KeyValueHandler())
-    except (ConfigError, OSError) as exc:  # a bad setting, the port already in use, ...
+        settings = ServerSettings.load(args.config)
+        logging.getLogger().setLevel(settings.log_level.upper())
+        run_server(settings, KeyValueHandler)  # built with from_settings()
+    except ConfigError as exc:  # a bad setting
         print(f"custom_handler: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return 2
+    except OSError as exc:  # the port already in use, ...
+        print(f"custom_handler: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

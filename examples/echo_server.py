@@ -23,21 +23,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     args = parser.parse_args()
+    # Logging first, so that warnings about the settings come out like every other line.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     try:
         settings = ServerSettings.load(args.config)
     except ConfigError as exc:
         print(f"echo_server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    logging.getLogger().setLevel(settings.log_level.upper())
     try:
         run_server(settings)
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # e.g. the port is already in use
-        print(f"echo_server: {exc}", file=sys.stderr)
+        print(f"echo_server: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

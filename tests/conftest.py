@@ -1,6 +1,6 @@
 """Shared fixtures: a dev PKI on disk, both event loops, a running server, openssl as a peer.
 
-Every async test runs on the stdlib loop and on uvloop (``event_loop_policy`` is parametrized).
+Every async test runs on the stdlib loop and on uvloop (``pytest_asyncio_loop_factories`` below).
 Readiness is a return value: servers bind port 0 and tests read the port back from the server.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import uvloop
 
 from ecdhe_async.certs import DevCA, create_self_signed_cert
+from ecdhe_async.contexts import clear_context_cache
 from ecdhe_async.server import TLSServer
 from ecdhe_async.settings import ClientSettings, ServerSettings
 
@@ -91,6 +91,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ECDHE_ASYNC_") or name == "SSLKEYLOGFILE":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client_contexts() -> Iterator[None]:
+    """Each test builds its client contexts anew (their warnings are logged at build time)."""
+    clear_context_cache()
+    yield
+    clear_context_cache()
 
 
 def server_settings(pki: PKI, *, tls: dict[str, Any] | None = None, **kw: Any) -> ServerSettings:
@@ -166,31 +174,39 @@ async def s_client(port: int, *args: str, stdin: bytes = b"", deadline: float = 
     )
 
 
-@contextlib.contextmanager
-def s_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``openssl s_server`` on an OS-chosen port (``-accept 0``); yields (process, port)."""
+@contextlib.asynccontextmanager
+async def s_server(
+    *args: str, rev: bool = True
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``openssl s_server`` on an OS-chosen port (``-accept 0``); yields (process, port).
+
+    Asynchronous, so that waiting for openssl to listen does not block the event loop. Without
+    *rev* (``-rev`` echoes reversed lines) it reports the errors it reads, e.g. an alert; its
+    stdin then stays open until the process is killed.
+    """
     assert OPENSSL, "openssl binary is required (apt-get install -y openssl)"
-    proc = subprocess.Popen(
-        [OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-rev", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    mode = ["-rev"] if rev else []
+    proc = await asyncio.create_subprocess_exec(
+        *[OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", *mode, *args],
+        stdin=asyncio.subprocess.DEVNULL if rev else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         assert proc.stdout is not None
         port = 0
-        for raw in proc.stdout:  # "ACCEPT 127.0.0.1:PORT" comes first, once listening
-            line = raw.decode(errors="replace")
-            if line.startswith("ACCEPT"):
-                port = int(line.rsplit(":", 1)[1])
-                break
+        async with asyncio.timeout(20):
+            while raw := await proc.stdout.readline():  # "ACCEPT 127.0.0.1:PORT" once listening
+                line = raw.decode(errors="replace")
+                if line.startswith("ACCEPT"):
+                    port = int(line.rsplit(":", 1)[1])
+                    break
         assert port, "openssl s_server did not report its port"
         yield proc, port
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.wait_for(proc.communicate(), 10)  # drains the pipe, reaps the process
 
 
 async def s_client_echo(

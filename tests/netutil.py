@@ -36,7 +36,8 @@ class LogWatch(logging.Handler):
         self.records.append(record)
         for pred, fut in list(self._waiters):
             if not fut.done() and pred(record):
-                fut.set_result(None)
+                # Records also come from worker threads (asyncio.to_thread): wake the loop's way.
+                fut.get_loop().call_soon_threadsafe(_wake, fut)
 
     def matching(self, text: str, level: int | None = None) -> list[logging.LogRecord]:
         """Records whose formatted message contains *text* (and have *level*, if given)."""
@@ -65,6 +66,11 @@ class LogWatch(logging.Handler):
             finally:
                 self._waiters.remove(entry)
         return found
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @contextlib.contextmanager

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import get_args
 
 import pytest
 
@@ -144,3 +146,28 @@ def test_cli_bench_json(pki: PKI, serve_process: int, capsys: pytest.CaptureFixt
 
 def test_cli_bench_refuses_bad_usage(pki: PKI) -> None:
     assert cli.main(["bench", "handshakes", "127.0.0.1", "1", "--insecure", "-c", "0"]) == 2
+
+
+def test_cli_bench_modes_are_the_load_generators() -> None:
+    assert cli.BENCH_MODES == get_args(bench.Mode)
+
+
+def _run_python(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_cli_parser_loads_no_bench_code() -> None:
+    code = "import sys\nfrom ecdhe_async import cli\ncli.build_parser()\n"
+    code += "print(sorted(m for m in sys.modules if m.startswith('ecdhe_async.bench')))"
+    assert _run_python(code) == "[]"
+
+
+def test_bench_imports_without_resource_module() -> None:
+    """Windows has no ``resource``: the package still imports, the limit is left alone."""
+    code = "import sys\nsys.modules['resource'] = None\nfrom ecdhe_async import bench\n"
+    code += "print(bench.raise_nofile_limit())"
+    assert _run_python(code) == "None"
+    assert bench.raise_nofile_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]

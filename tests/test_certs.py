@@ -13,7 +13,7 @@ import shutil
 import ssl
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from ecdhe_async.certs import (
     KEY_TYPES,
+    CertificateExistsError,
     CertInfo,
     DevCA,
     KeyType,
@@ -34,6 +35,7 @@ from ecdhe_async.certs import (
     default_cache_dir,
     describe_certificate,
     dev_certificate,
+    files,
     fingerprint,
     generate_private_key,
     is_group_or_world_readable,
@@ -386,7 +388,7 @@ def test_key_file_never_has_other_permissions(
 
     monkeypatch.setattr(os, "open", spy_open)
     monkeypatch.setattr(os, "replace", spy_replace)
-    create_self_signed_cert(tmp_path / "c.pem", key_path)
+    create_self_signed_cert(tmp_path / "c.pem", key_path, overwrite=True)
     monkeypatch.undo()
 
     creates = [(p, f, m) for p, f, m in opened if f & os.O_CREAT]
@@ -416,7 +418,7 @@ def test_failed_write_leaves_old_files_and_no_temp_files(
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(CertificateError, match=r"cannot write .*No space left"):
-        create_self_signed_cert(cert_path, key_path)
+        create_self_signed_cert(cert_path, key_path, overwrite=True)
     monkeypatch.undo()
     assert (cert_path.read_bytes(), key_path.read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pem", "k.pem"]
@@ -819,7 +821,7 @@ def _write_expired_cert(cert_path: Path, key_path: Path) -> None:
         )
         .sign(key, hashes.SHA256())
     )
-    write_certificate(cert_path, cert)
+    write_certificate(cert_path, cert, overwrite=True)
 
 
 def test_dev_certificate_creates_then_reuses(
@@ -876,7 +878,7 @@ def test_dev_certificate_regenerates(tmp_path: Path, damage: str) -> None:
     elif damage == "missing-key":
         key_path.unlink()
     elif damage == "other-key":
-        write_private_key(key_path, generate_private_key())
+        write_private_key(key_path, generate_private_key(), overwrite=True)
     elif damage == "readable-key":
         key_path.chmod(0o644)
     else:
@@ -923,3 +925,119 @@ def test_dev_certificate_rejects_a_file_as_cache_dir(tmp_path: Path) -> None:
     not_a_dir.write_bytes(b"")
     with pytest.raises(CertificateError, match="is not a directory"):
         dev_certificate(not_a_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# never overwrite without being asked (issue 11, point 4)
+# --------------------------------------------------------------------------------------------
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("existing", ["cert", "key", "both"])
+@pytest.mark.parametrize("writer", ["self-signed", "ca-save", "server", "client"])
+def test_every_pair_writer_refuses_existing_files_and_writes_nothing(
+    tmp_path: Path, dev_ca: DevCA, writer: str, existing: str
+) -> None:
+    cert_path, key_path = tmp_path / "x.crt", tmp_path / "x.key"
+    if existing in ("cert", "both"):
+        cert_path.write_bytes(b"precious certificate")
+    if existing in ("key", "both"):
+        key_path.write_bytes(b"precious key")
+    before = _snapshot(tmp_path)
+    first = key_path if existing != "cert" else cert_path  # the key is checked first
+    writers: dict[str, Callable[[Path, Path], tuple[Path, Path]]] = {
+        "self-signed": create_self_signed_cert,
+        "ca-save": dev_ca.save,
+        "server": dev_ca.issue_server_cert,
+        "client": dev_ca.issue_client_cert,
+    }
+    with pytest.raises(CertificateExistsError) as info:
+        writers[writer](cert_path, key_path)
+    assert info.value.path == first
+    assert str(first) in str(info.value)
+    assert isinstance(info.value, CertificateError)
+    # Nothing written, nothing half-written, no temporary file left behind.
+    assert _snapshot(tmp_path) == before
+
+
+def test_overwrite_true_replaces_a_pair(tmp_path: Path, dev_ca: DevCA) -> None:
+    cert_path, key_path = dev_ca.save(tmp_path / "ca.crt", tmp_path / "ca.key")
+    other = DevCA.create("another CA")
+    other.save(cert_path, key_path, overwrite=True)
+    assert DevCA.load(cert_path, key_path).fingerprint == other.fingerprint
+    assert _mode(key_path) == 0o600
+
+
+def test_single_file_writers_refuse_existing_files(tmp_path: Path, dev_ca: DevCA) -> None:
+    key_path, cert_path = tmp_path / "k.pem", tmp_path / "c.pem"
+    write_private_key(key_path, generate_private_key())
+    write_certificate(cert_path, dev_ca.cert)
+    before = _snapshot(tmp_path)
+    with pytest.raises(CertificateExistsError, match=r"k\.pem' already exists"):
+        write_private_key(key_path, generate_private_key())
+    with pytest.raises(CertificateExistsError, match=r"c\.pem' already exists"):
+        write_certificate(cert_path, dev_ca.cert)
+    assert _snapshot(tmp_path) == before
+    write_certificate(cert_path, [dev_ca.cert, dev_ca.cert], overwrite=True)
+    assert len(load_certificates(cert_path)) == 2
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symlinks need privileges on Windows")
+def test_a_dangling_symlink_counts_as_existing(tmp_path: Path) -> None:
+    """Writing would follow the link somewhere else: refuse it like a file."""
+    (tmp_path / "k.pem").symlink_to(tmp_path / "elsewhere" / "k.pem")
+    with pytest.raises(CertificateExistsError, match=r"k\.pem"):
+        create_self_signed_cert(tmp_path / "c.pem", tmp_path / "k.pem")
+    assert not (tmp_path / "c.pem").exists()
+
+
+def test_a_file_created_during_the_write_is_kept_and_no_half_pair_remains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process creates the certificate after the check: the key placed first goes."""
+    cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
+    real_stage = files._stage
+
+    def stage_then_race(path: Path, data: bytes, mode: int) -> Path:
+        tmp = real_stage(path, data, mode)
+        if path == cert_path:
+            cert_path.write_bytes(b"the other writer's certificate")
+        return tmp
+
+    monkeypatch.setattr(files, "_stage", stage_then_race)
+    with pytest.raises(CertificateExistsError) as info:
+        create_self_signed_cert(cert_path, key_path)
+    assert info.value.path == cert_path
+    assert _snapshot(tmp_path) == {"c.pem": b"the other writer's certificate"}
+
+
+def test_dev_certificate_still_replaces_its_own_stale_pair(tmp_path: Path) -> None:
+    cert_path, key_path, _ = dev_certificate(tmp_path, days=2)
+    old = cert_path.read_bytes()
+    cert_path2, _, created = dev_certificate(tmp_path, min_validity=dt.timedelta(days=3))
+    assert created is True
+    assert cert_path2 == cert_path
+    assert cert_path.read_bytes() != old
+    check_key_pair(cert_path, key_path)
+
+
+# --------------------------------------------------------------------------------------------
+# client certificates may name hosts (issue 11, point 7)
+# --------------------------------------------------------------------------------------------
+
+
+def test_client_cert_hostnames_become_sans(tmp_path: Path, dev_ca: DevCA) -> None:
+    named, _ = dev_ca.issue_client_cert(
+        tmp_path / "bob.crt", tmp_path / "bob.key", hostnames=["bob.example", "192.0.2.9"]
+    )
+    info = describe_certificate(named)
+    assert info.sans == ("DNS:bob.example", "IP:192.0.2.9")
+    eku = load_certificate(named).extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert list(eku.value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    plain, _ = dev_ca.issue_client_cert(tmp_path / "c.crt", tmp_path / "c.key")
+    assert describe_certificate(plain).sans == ()
+    with pytest.raises(CertificateError, match="invalid hostname"):
+        dev_ca.issue_client_cert(tmp_path / "x.crt", tmp_path / "x.key", hostnames=["bad name"])

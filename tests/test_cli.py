@@ -18,7 +18,7 @@ import pytest
 
 from ecdhe_async.cli import main
 
-from .conftest import PKI, run_peer, s_client_echo
+from .conftest import PKI, Result, run_peer, s_client_echo
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
@@ -43,19 +43,26 @@ class Proc:
         return await asyncio.wait_for(self.proc.wait(), 20)
 
 
+async def spawn(
+    argv: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    stdout: int = asyncio.subprocess.PIPE,
+    stderr: int = asyncio.subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """Start *argv* in *cwd* with *env* and no stdin."""
+    return await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=cwd
+    )
+
+
 @asynccontextmanager
 async def server_process(
     argv: Sequence[str], env: dict[str, str], *, cwd: Path = ROOT
 ) -> AsyncIterator[Proc]:
     """Start a server subprocess and wait (bounded) for its `listening on` line."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
+    proc = await spawn(argv, env, cwd, stdout=asyncio.subprocess.DEVNULL)
     lines: list[str] = []
     try:
         assert proc.stderr is not None
@@ -75,13 +82,33 @@ async def server_process(
             await proc.wait()
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment with a private cache dir (for the dev certificate)."""
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """The environment without ECDHE_ASYNC_* and with a private cache dir (dev certificate)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ECDHE_ASYNC_")}
     clean["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     clean["PYTHONPATH"] = str(ROOT)
     return clean
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment with a private cache dir (for the dev certificate)."""
+    return clean_env(tmp_path)
+
+
+async def run_program(
+    argv: Sequence[str], env: dict[str, str], *, cwd: Path = ROOT, deadline: float = 30
+) -> Result:
+    """Run a program to its end (bounded) in *cwd*; stdout and stderr merged."""
+    proc = await spawn(argv, env, cwd, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), deadline)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(errors="replace"))
 
 
 @pytest.mark.asyncio

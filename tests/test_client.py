@@ -16,9 +16,11 @@ import pytest
 from ecdhe_async import connect
 from ecdhe_async.connection import Connection
 from ecdhe_async.errors import HandshakeError
+from ecdhe_async.events import HandshakeFailed
 from ecdhe_async.settings import ClientSettings
 
 from .conftest import PKI, client_settings, running_server, s_server, server_settings
+from .eventwatch import EventWatch
 from .netutil import log_watch
 
 
@@ -58,16 +60,18 @@ async def test_connect_verifies_the_server_by_default(pki: PKI, trust: str) -> N
         settings = ClientSettings.load(server_hostname="localhost")  # no CA file: system store
     assert not settings.tls.insecure_skip_verify
     handler = Recorder()
-    with log_watch() as watch:
+    with log_watch():
         async with running_server(server_settings(pki), handler) as server:
+            events = EventWatch(server)
             with pytest.raises(HandshakeError) as info:
                 await asyncio.wait_for(connect("127.0.0.1", server.port, settings), 10)
             assert info.value.reason == "CERTIFICATE_VERIFY_FAILED"
             if trust == "wrong_hostname":
                 assert "example.com" in str(info.value) or "mismatch" in str(info.value)
             # The client told the server why (an alert), instead of just hanging up.
-            (record,) = await watch.wait("handshake failed from")
-            assert "ALERT" in record.getMessage(), record.getMessage()
+            (failed,) = await events.wait(HandshakeFailed)
+            assert failed.reason == "peer_alert", failed
+            assert "ALERT" in failed.detail, failed
             assert handler.conns == []
             # The same server is fine with a client that trusts the right CA.
             async with connect("127.0.0.1", server.port, client_settings(pki)) as conn:
@@ -253,13 +257,13 @@ async def test_no_common_group_fails_with_the_servers_alert(pki: PKI) -> None:
 @pytest.mark.asyncio
 async def test_against_openssl_s_server(pki: PKI) -> None:
     cert = ("-cert", str(pki.server_cert), "-key", str(pki.server_key))
-    with s_server(*cert) as (_, port):
+    async with s_server(*cert) as (_, port):
         async with connect("127.0.0.1", port, client_settings(pki)) as conn:
             assert conn.group == "X25519"
             await conn.send(b"hello\n")
             assert await asyncio.wait_for(conn.readexactly(6), 10) == b"olleh\n"
     # An FFDHE-only server: our client offers elliptic curves only, so no session at all.
-    with s_server(*cert, "-groups", "ffdhe2048") as (_, port):
+    async with s_server(*cert, "-groups", "ffdhe2048") as (_, port):
         with pytest.raises(HandshakeError) as info:
             await asyncio.wait_for(connect("127.0.0.1", port, client_settings(pki)), 10)
         assert info.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"

@@ -300,7 +300,9 @@ async def test_demo_main_shows_live_values_never_secrets(monkeypatch: pytest.Mon
     """Plant markers: record every derived key and private key, then look for them in the text."""
     derived: list[bytes] = []
     private_keys: list[Any] = []
-    real_derive, real_generate = ecdhe.derive_key, ecdhe._generate_private_key
+    from ecdhe_async.ecdhe import agreement, protocol  # where derive_key and keygen are called
+
+    real_derive, real_generate = ecdhe.derive_key, agreement._generate_private_key
     real_cert_key = certs.generate_private_key
 
     def derive_key(*args: Any, **kwargs: Any) -> bytes:
@@ -318,9 +320,9 @@ async def test_demo_main_shows_live_values_never_secrets(monkeypatch: pytest.Mon
         private_keys.append(key)
         return key
 
-    monkeypatch.setattr(ecdhe, "derive_key", derive_key)
-    monkeypatch.setattr(ecdhe, "_generate_private_key", generate)
-    monkeypatch.setattr(certs, "generate_private_key", cert_key)
+    monkeypatch.setattr(protocol, "derive_key", derive_key)
+    monkeypatch.setattr(agreement, "_generate_private_key", generate)
+    monkeypatch.setattr(certs.issue, "generate_private_key", cert_key)
     out = io.StringIO()
     await demo_main(out)
     output = out.getvalue()
@@ -376,17 +378,17 @@ def test_python_m_ecdhe_async_demo_subprocess() -> None:
 
 
 # Runs ``python -m ecdhe_async demo`` exactly as -m does (runpy), after planting a recorder on
-# ecdhe.derive_key that writes every derived key to a file the test then reads.
+# the exchange's derive_key that writes every derived key to a file the test then reads.
 _PLANTED = """
 import runpy, sys
-from ecdhe_async import ecdhe
-real, marker = ecdhe.derive_key, sys.argv[1]
+from ecdhe_async.ecdhe import protocol
+real, marker = protocol.derive_key, sys.argv[1]
 def derive_key(*args, **kwargs):
     key = real(*args, **kwargs)
     with open(marker, "a") as fh:
         fh.write(key.hex() + "\\n")
     return key
-ecdhe.derive_key = derive_key
+protocol.derive_key = derive_key
 sys.argv = ["ecdhe_async", "demo"]
 runpy.run_module("ecdhe_async", run_name="__main__", alter_sys=True)
 """

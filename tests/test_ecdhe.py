@@ -1,169 +1,40 @@
-"""Tests for ecdhe_async.ecdhe: known answers, peer-key validation, the async exchange over TCP."""
+"""Tests for the raw key agreement (ecdhe_async.ecdhe.agreement): known answers, HKDF, key pairs,
+peer-key validation. The exchange's codec and state machine are in test_ecdhe_wire.py and
+test_ecdhe_protocol.py, the asyncio layer over real sockets in test_ecdhe_streams.py."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import ast
 import copy
 import dataclasses
 import hashlib
 import hmac
-import logging
 import pickle
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecdhe_async import ecdhe
+from ecdhe_async import ecdhe, groups
 from ecdhe_async.ecdhe import (
     CURVES,
     DEFAULT_INFO_LABEL,
-    MAX_FRAME_BODY,
     PUBLIC_KEY_LENGTHS,
     Curve,
     EphemeralKeyPair,
     ExchangeResult,
+    agreement,
     derive_key,
-    exchange,
     fingerprint,
     load_peer_public_key,
 )
 from ecdhe_async.errors import KeyExchangeError
-
-TIMEOUT = 10.0
-T = TypeVar("T")
-
-# --- wire helpers written independently of the module, so they also pin the wire format ----------
-
-HELLO, AUTH = 0x01, 0x02
-INITIATOR, RESPONDER = 0x01, 0x02
-
-
-def frame(msg_type: int, body: bytes) -> bytes:
-    return bytes([msg_type]) + len(body).to_bytes(2, "big") + body
-
-
-def hello(curve: str, public: bytes, *, role: int = RESPONDER, version: int = 1) -> bytes:
-    name = curve.encode()
-    return frame(HELLO, bytes([version, role, len(name)]) + name + public)
-
-
-async def read_frame(reader: asyncio.StreamReader) -> bytes:
-    header = await asyncio.wait_for(reader.readexactly(3), TIMEOUT)
-    body = await asyncio.wait_for(reader.readexactly(int.from_bytes(header[1:], "big")), TIMEOUT)
-    return header + body
-
-
-# --- TCP harness: real sockets on 127.0.0.1, port 0, everything closed in finally ----------------
-
-Outcome = ExchangeResult | Exception
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[Any]]
-
-
-async def capture(aw: Awaitable[T]) -> T | Exception:
-    try:
-        return await aw
-    except Exception as exc:
-        return exc
-
-
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError):
-        await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
-
-
-@contextlib.asynccontextmanager
-async def serve(handler: Handler) -> AsyncIterator[tuple[int, asyncio.Queue[Any]]]:
-    """Run ``handler`` per connection; its outcome (result or exception) lands in the queue."""
-    outcomes: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            outcome = await capture(handler(reader, writer))
-        finally:
-            await close_writer(writer)
-        outcomes.put_nowait(outcome)
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1], outcomes
-    finally:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), TIMEOUT)
-
-
-@contextlib.asynccontextmanager
-async def connect(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT)
-    try:
-        yield reader, writer
-    finally:
-        await close_writer(writer)
-
-
-async def next_outcome(outcomes: asyncio.Queue[Any]) -> Any:
-    return await asyncio.wait_for(outcomes.get(), TIMEOUT)
-
-
-def bounded_exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, **kwargs: Any
-) -> Awaitable[ExchangeResult]:
-    return asyncio.wait_for(exchange(reader, writer, **kwargs), TIMEOUT)
-
-
-async def run_pair(
-    client_kwargs: dict[str, Any] | None = None, server_kwargs: dict[str, Any] | None = None
-) -> tuple[Outcome, Outcome]:
-    """One exchange between a TCP client (initiator) and server (responder)."""
-    server_kwargs = {"initiator": False, **(server_kwargs or {})}
-    client_kwargs = {"initiator": True, **(client_kwargs or {})}
-
-    async def responder(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
-        return await bounded_exchange(reader, writer, **server_kwargs)
-
-    async with serve(responder) as (port, outcomes):
-        async with connect(port) as (reader, writer):
-            client = await capture(bounded_exchange(reader, writer, **client_kwargs))
-        server = await next_outcome(outcomes)
-    return client, server
-
-
-async def run_against_script(script: bytes, *, eof: bool = True, **client_kwargs: Any) -> Outcome:
-    """The client runs ``exchange`` against a peer that sends ``script`` and nothing else."""
-
-    async def scripted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(script)
-        await writer.drain()
-        if eof:
-            writer.write_eof()
-        await asyncio.wait_for(reader.read(), TIMEOUT)  # until the client gives up and closes
-
-    async with serve(scripted) as (port, outcomes):
-        async with connect(port) as (reader, writer):
-            client = await capture(
-                bounded_exchange(reader, writer, **{"initiator": True, **client_kwargs})
-            )
-        assert await next_outcome(outcomes) is None
-    return client
-
-
-def assert_error(outcome: Outcome, pattern: str) -> None:
-    assert isinstance(outcome, KeyExchangeError), f"expected KeyExchangeError, got {outcome!r}"
-    assert re.search(pattern, str(outcome)), f"{pattern!r} not in {str(outcome)!r}"
-
-
-def assert_ok(outcome: Outcome) -> ExchangeResult:
-    assert isinstance(outcome, ExchangeResult), f"exchange failed: {outcome!r}"
-    return outcome
-
 
 # --- known-answer tests --------------------------------------------------------------------------
 
@@ -274,10 +145,12 @@ def test_rfc5869_hkdf(
 ) -> None:
     # Consistency of the typed-in vector: PRK = HMAC-SHA256(salt, IKM).
     assert hmac.new(salt, ikm, hashlib.sha256).hexdigest() == prk
-    out = ecdhe._hkdf(ikm, algorithm=hashes.SHA256(), salt=salt, info=info, length=length)
+    out = agreement._hkdf(ikm, algorithm=hashes.SHA256(), salt=salt, info=info, length=length)
     assert out.hex() == okm
     if not salt:  # RFC 5869 §2.2: an absent salt is HashLen zero bytes, same as empty.
-        none_salt = ecdhe._hkdf(ikm, algorithm=hashes.SHA256(), salt=None, info=info, length=length)
+        none_salt = agreement._hkdf(
+            ikm, algorithm=hashes.SHA256(), salt=None, info=info, length=length
+        )
         assert none_salt.hex() == okm
 
 
@@ -359,6 +232,17 @@ def test_derive_key_rejects_bad_input(kwargs: dict[str, Any], pattern: str) -> N
 def test_curve_table() -> None:
     assert CURVES == ("X25519", "X448", "P-256", "P-384", "P-521")
     assert [PUBLIC_KEY_LENGTHS[c] for c in CURVES] == [32, 56, 65, 97, 133]
+
+
+@pytest.mark.parametrize("curve", CURVES)
+def test_curve_sizes_come_from_the_group_registry(curve: Curve) -> None:
+    group = groups.lookup(curve)
+    assert group is not None
+    assert group.name == curve
+    assert group.allowed
+    assert group.is_ecdhe
+    assert PUBLIC_KEY_LENGTHS[curve] == group.public_key_size
+    assert SECRET_LEN[curve] == group.secret_size
 
 
 @pytest.mark.parametrize("curve", CURVES)
@@ -621,485 +505,6 @@ def test_random_uncompressed_points_raise_only_key_exchange_error(
         load_peer_public_key(curve, candidate)
 
 
-@settings(max_examples=300, deadline=None)
-@given(body=st.binary(max_size=80))
-def test_random_hello_bodies_raise_only_key_exchange_error(body: bytes) -> None:
-    try:
-        ecdhe._parse_hello(body)
-    except KeyExchangeError:
-        pass
-
-
-# --- the async exchange over real TCP ------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("curve", CURVES)
-async def test_exchange_over_tcp_agrees_on_every_curve(curve: Curve) -> None:
-    client, server = await run_pair({"curve": curve}, {"curve": curve})
-    c, s = assert_ok(client), assert_ok(server)
-    assert hmac.compare_digest(c.key, s.key)
-    assert len(c.key) == 32
-    assert c.curve == s.curve == curve
-    assert c.local_public == s.peer_public
-    assert c.peer_public == s.local_public
-    assert len(c.local_public) == PUBLIC_KEY_LENGTHS[curve]
-    assert not c.authenticated
-    assert not s.authenticated
-    assert c.key_fingerprint == s.key_fingerprint
-    assert c.key.hex() not in repr(c)
-
-
-@pytest.mark.asyncio
-async def test_every_exchange_uses_fresh_ephemeral_keys() -> None:
-    first, _ = await run_pair()
-    second, _ = await run_pair()
-    a, b = assert_ok(first), assert_ok(second)
-    assert a.local_public != b.local_public
-    assert a.key != b.key
-
-
-@pytest.mark.asyncio
-async def test_default_curve_is_x25519_and_nothing_is_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    with caplog.at_level(logging.DEBUG):
-        client, _ = await run_pair()
-    result = assert_ok(client)
-    assert result.curve == "X25519"
-    assert not [r for r in caplog.records if r.name.startswith("ecdhe_async")]
-    assert result.key.hex() not in caplog.text
-
-
-@pytest.mark.asyncio
-async def test_info_label_mismatch_gives_different_keys() -> None:
-    client, server = await run_pair({"info_label": b"app A"}, {"info_label": b"app B"})
-    assert assert_ok(client).key != assert_ok(server).key
-
-
-@pytest.mark.asyncio
-async def test_curve_mismatch_is_a_clear_error() -> None:
-    client, server = await run_pair({"curve": "X25519"}, {"curve": "P-256"})
-    assert_error(client, r"curve mismatch: we use X25519, the peer uses 'P-256'")
-    assert_error(server, r"curve mismatch: we use P-256, the peer uses 'X25519'")
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("initiator", [True, False])
-async def test_role_mismatch_is_a_clear_error(initiator: bool) -> None:
-    client, server = await run_pair({"initiator": initiator}, {"initiator": initiator})
-    role = "initiator" if initiator else "responder"
-    assert_error(client, f"role mismatch: both sides claim to be the {role}")
-    assert_error(server, f"role mismatch: both sides claim to be the {role}")
-
-
-def _ecdsa(curve: ec.EllipticCurve) -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(curve)
-
-
-IDENTITY_FACTORIES: dict[str, Callable[[], Any]] = {
-    "Ed25519": ed25519.Ed25519PrivateKey.generate,
-    "ECDSA-P256": lambda: _ecdsa(ec.SECP256R1()),
-    "ECDSA-P384": lambda: _ecdsa(ec.SECP384R1()),
-}
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize(
-    ("client_alg", "server_alg"),
-    [
-        ("Ed25519", "Ed25519"),
-        ("ECDSA-P256", "ECDSA-P256"),
-        ("ECDSA-P384", "Ed25519"),
-    ],
-)
-@pytest.mark.parametrize("curve", ["X25519", "P-256"])
-async def test_authenticated_exchange_succeeds(
-    client_alg: str, server_alg: str, curve: Curve
-) -> None:
-    client_id, server_id = IDENTITY_FACTORIES[client_alg](), IDENTITY_FACTORIES[server_alg]()
-    client, server = await run_pair(
-        {"curve": curve, "identity": client_id, "peer_verify_key": server_id.public_key()},
-        {"curve": curve, "identity": server_id, "peer_verify_key": client_id.public_key()},
-    )
-    c, s = assert_ok(client), assert_ok(server)
-    assert c.authenticated
-    assert s.authenticated
-    assert hmac.compare_digest(c.key, s.key)
-
-
-@pytest.mark.asyncio
-async def test_one_sided_authentication() -> None:
-    server_id = ed25519.Ed25519PrivateKey.generate()
-    client, server = await run_pair(
-        {"peer_verify_key": server_id.public_key()}, {"identity": server_id}
-    )
-    c, s = assert_ok(client), assert_ok(server)
-    assert c.authenticated  # the client verified the server
-    assert not s.authenticated  # the server has no idea who the client is
-    assert c.key == s.key
-
-
-@pytest.mark.asyncio
-async def test_wrong_verify_key_is_rejected() -> None:
-    server_id, impostor = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
-    client, server = await run_pair(
-        {"peer_verify_key": impostor.public_key()}, {"identity": server_id}
-    )
-    assert_error(client, r"signature .* man in the middle\?")
-    assert isinstance(server, ExchangeResult | KeyExchangeError)
-
-
-@pytest.mark.asyncio
-async def test_missing_peer_signature_is_rejected() -> None:
-    server_id = ed25519.Ed25519PrivateKey.generate()
-    client, server = await run_pair({"peer_verify_key": server_id.public_key()}, {})
-    assert_error(client, r"peer sent no signature .* man in the middle\?")
-    assert isinstance(server, ExchangeResult | KeyExchangeError)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize(
-    "bad_key",
-    [
-        pytest.param(lambda: ed448.Ed448PrivateKey.generate(), id="ed448"),
-        pytest.param(lambda: _ecdsa(ec.SECP521R1()), id="ecdsa-p521"),
-        pytest.param(lambda: x25519.X25519PrivateKey.generate(), id="x25519"),
-    ],
-)
-@pytest.mark.parametrize("as_public", [False, True])
-async def test_unsupported_identity_keys_are_rejected_before_io(
-    bad_key: Callable[[], Any], as_public: bool
-) -> None:
-    key = bad_key()
-    kwargs = {"peer_verify_key": key.public_key()} if as_public else {"identity": key}
-    written: list[bytes] = []
-
-    async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        written.append(await asyncio.wait_for(reader.read(), TIMEOUT))
-
-    async with serve(idle) as (port, outcomes):
-        async with connect(port) as (reader, writer):
-            with pytest.raises(KeyExchangeError, match="unsupported"):
-                await bounded_exchange(reader, writer, initiator=True, **kwargs)
-        await next_outcome(outcomes)
-    assert written == [b""]
-
-
-@pytest.mark.asyncio
-async def test_unknown_curve_is_rejected_before_io() -> None:
-    outcome = await run_against_script(b"", curve="P-192")
-    assert_error(outcome, "unsupported curve 'P-192'")
-
-
-# --- framing errors (a scripted peer on real TCP) ------------------------------------------------
-
-
-def _valid_hello(curve: Curve = "X25519") -> bytes:
-    return hello(curve, _valid_public(curve))
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize(
-    ("script", "eof", "pattern"),
-    [
-        pytest.param(b"", True, r"truncated HELLO frame header: .* after 0 of 3 bytes", id="eof"),
-        pytest.param(b"\x01\x00", True, r"truncated HELLO frame header", id="short-header"),
-        pytest.param(
-            frame(HELLO, b"\x01\x02")[:-1], True, r"truncated HELLO frame body", id="short-body"
-        ),
-        pytest.param(
-            _valid_hello()[:20], True, r"truncated HELLO frame body: .* 17 of 41", id="half-hello"
-        ),
-        pytest.param(b"\x01\xff\xff", False, r"oversized HELLO frame: 65535 bytes", id="oversized"),
-        pytest.param(
-            b"\x01" + (MAX_FRAME_BODY + 1).to_bytes(2, "big"),
-            False,
-            r"oversized HELLO frame: 1025 bytes exceeds the maximum of 1024",
-            id="just-oversized",
-        ),
-        pytest.param(
-            frame(0x07, b""),
-            False,
-            r"expected a HELLO frame, got message type 0x07",
-            id="unknown-type",
-        ),
-        pytest.param(
-            frame(AUTH, b""),
-            False,
-            r"expected a HELLO frame, got message type 0x02",
-            id="auth-first",
-        ),
-        pytest.param(
-            frame(HELLO, b"\x01"), False, r"malformed HELLO: 1 bytes is too short", id="tiny-hello"
-        ),
-        pytest.param(
-            hello("X25519", b"\x09" * 32, version=2),
-            False,
-            r"unsupported protocol version 2",
-            id="version",
-        ),
-        pytest.param(
-            hello("X25519", b"\x09" * 32, role=0x09), False, r"unknown role 0x09", id="role"
-        ),
-        pytest.param(
-            frame(HELLO, b"\x01\x02\x10X25519"),
-            False,
-            r"curve name runs past the end",
-            id="name-overrun",
-        ),
-        pytest.param(
-            frame(HELLO, b"\x01\x02\x02\xff\xfe"),
-            False,
-            r"curve name is not ASCII",
-            id="name-not-ascii",
-        ),
-        pytest.param(
-            hello("X25518", b"\x09" * 32),
-            False,
-            r"curve mismatch: we use X25519, the peer uses 'X25518'",
-            id="unknown-curve",
-        ),
-        pytest.param(_valid_hello(), True, r"truncated AUTH frame header", id="no-auth"),
-        pytest.param(
-            _valid_hello() + b"\x02\xff\xff", False, r"oversized AUTH frame", id="oversized-auth"
-        ),
-        pytest.param(
-            _valid_hello() + frame(HELLO, b""),
-            False,
-            r"expected a AUTH frame, got message type 0x01",
-            id="second-hello",
-        ),
-    ],
-)
-async def test_framing_errors(script: bytes, eof: bool, pattern: str) -> None:
-    assert_error(await run_against_script(script, eof=eof), pattern)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("curve", CURVES)
-async def test_invalid_peer_key_in_hello_is_rejected(curve: Curve) -> None:
-    outcome = await run_against_script(
-        hello(curve, bytes(PUBLIC_KEY_LENGTHS[curve])), eof=False, curve=curve
-    )
-    assert_error(outcome, f"^{curve} peer public key is the identity")
-    bad_length = hello(curve, _valid_public(curve)[:-1])
-    outcome = await run_against_script(bad_length, eof=False, curve=curve)
-    assert_error(outcome, f"^{curve} peer public key must be")
-
-
-@pytest.mark.asyncio
-async def test_low_order_peer_key_in_hello_is_rejected() -> None:
-    outcome = await run_against_script(hello("X25519", (1).to_bytes(32, "little")), eof=False)
-    assert_error(outcome, "^X25519 peer public key is a low-order point")
-    outcome = await run_against_script(
-        hello("X448", (_P448 - 1).to_bytes(56, "little")), eof=False, curve="X448"
-    )
-    assert_error(outcome, "^X448 peer public key is a low-order point")
-
-
-@pytest.mark.asyncio
-async def test_reflected_public_key_is_rejected() -> None:
-    async def mirror(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        their_hello = await read_frame(reader)
-        body = bytearray(their_hello[3:])
-        body[1] = RESPONDER  # flip the role, keep their public key
-        writer.write(frame(HELLO, bytes(body)))
-        await writer.drain()
-        await asyncio.wait_for(reader.read(), TIMEOUT)
-
-    async with serve(mirror) as (port, outcomes):
-        async with connect(port) as (reader, writer):
-            outcome = await capture(bounded_exchange(reader, writer, initiator=True))
-        await next_outcome(outcomes)
-    assert_error(outcome, "echoed our own public key")
-
-
-@pytest.mark.asyncio
-async def test_read_frame_translates_incomplete_read() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(frame(AUTH, b"signature")[:-3])
-    reader.feed_eof()
-    with pytest.raises(KeyExchangeError, match=r"truncated AUTH frame body: .* 6 of 9 bytes"):
-        await ecdhe._read_frame(reader, ecdhe._MSG_AUTH)
-
-
-def test_encode_frame_bounds_the_body() -> None:
-    assert ecdhe._encode_frame(HELLO, b"ab") == b"\x01\x00\x02ab"
-    with pytest.raises(KeyExchangeError, match="exceeds"):
-        ecdhe._encode_frame(AUTH, bytes(MAX_FRAME_BODY + 1))
-
-
-def test_hello_wire_format() -> None:
-    public = bytes(range(32))
-    assert ecdhe._encode_hello(ecdhe._ROLE_INITIATOR, "X25519", public) == (
-        bytes([1, 1, 6]) + b"X25519" + public
-    )
-    assert ecdhe._parse_hello(bytes([1, 2, 5]) + b"P-256" + b"\x04") == (2, "P-256", b"\x04")
-
-
-# --- man in the middle ---------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def mitm_setup(
-    server_kwargs: dict[str, Any],
-    relay: Callable[
-        [asyncio.StreamReader, asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamWriter],
-        Awaitable[Any],
-    ],
-) -> AsyncIterator[tuple[int, asyncio.Queue[Any], asyncio.Queue[Any]]]:
-    """Real server <- relay (MITM) <- client. Yields the MITM port and both outcome queues."""
-
-    async def real_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
-        return await bounded_exchange(reader, writer, initiator=False, **server_kwargs)
-
-    async with serve(real_server) as (server_port, server_outcomes):
-
-        async def mitm(c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> Any:
-            async with connect(server_port) as (s_reader, s_writer):
-                return await relay(c_reader, c_writer, s_reader, s_writer)
-
-        async with serve(mitm) as (mitm_port, mitm_outcomes):
-            yield mitm_port, server_outcomes, mitm_outcomes
-
-
-def exchanging_relay(**mitm_kwargs: Any) -> Any:
-    """A MITM that runs its own, independent exchange with each side."""
-
-    async def relay(
-        c_reader: asyncio.StreamReader,
-        c_writer: asyncio.StreamWriter,
-        s_reader: asyncio.StreamReader,
-        s_writer: asyncio.StreamWriter,
-    ) -> tuple[Outcome, Outcome]:
-        return await asyncio.gather(
-            capture(bounded_exchange(c_reader, c_writer, initiator=False, **mitm_kwargs)),
-            capture(bounded_exchange(s_reader, s_writer, initiator=True, **mitm_kwargs)),
-        )
-
-    return relay
-
-
-async def run_mitm(
-    client_kwargs: dict[str, Any], server_kwargs: dict[str, Any], relay: Any
-) -> tuple[Outcome, Outcome, Any]:
-    async with mitm_setup(server_kwargs, relay) as (port, server_outcomes, mitm_outcomes):
-        async with connect(port) as (reader, writer):
-            client = await capture(
-                bounded_exchange(reader, writer, initiator=True, **client_kwargs)
-            )
-        mitm = await next_outcome(mitm_outcomes)
-        server = await next_outcome(server_outcomes)
-    return client, server, mitm
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("curve", ["X25519", "P-384"])
-async def test_unauthenticated_exchange_is_open_to_mitm(curve: Curve) -> None:
-    client, server, mitm = await run_mitm(
-        {"curve": curve}, {"curve": curve}, exchanging_relay(curve=curve)
-    )
-    c, s = assert_ok(client), assert_ok(server)
-    mitm_with_client, mitm_with_server = (assert_ok(x) for x in mitm)
-    # Both sides "succeed" ...
-    assert not c.authenticated
-    assert not s.authenticated
-    # ... but with different keys, each of which the MITM knows.
-    assert c.key != s.key
-    assert c.key == mitm_with_client.key
-    assert s.key == mitm_with_server.key
-    # Comparing fingerprints out of band would reveal the attack.
-    assert c.key_fingerprint != s.key_fingerprint
-    assert c.peer_public == mitm_with_client.local_public != s.local_public
-
-
-@pytest.fixture
-def identities() -> dict[str, Any]:
-    client_id = ed25519.Ed25519PrivateKey.generate()
-    server_id = ec.generate_private_key(ec.SECP256R1())
-    return {
-        "client": {"identity": client_id, "peer_verify_key": server_id.public_key()},
-        "server": {"identity": server_id, "peer_verify_key": client_id.public_key()},
-    }
-
-
-@pytest.mark.asyncio
-async def test_mitm_without_identity_is_detected(identities: dict[str, Any]) -> None:
-    client, server, _ = await run_mitm(
-        identities["client"], identities["server"], exchanging_relay()
-    )
-    assert_error(client, r"peer sent no signature .* man in the middle\?")
-    assert_error(server, r"peer sent no signature .* man in the middle\?")
-
-
-@pytest.mark.asyncio
-async def test_mitm_with_its_own_identity_is_detected(identities: dict[str, Any]) -> None:
-    relay = exchanging_relay(identity=ed25519.Ed25519PrivateKey.generate())
-    client, server, _ = await run_mitm(identities["client"], identities["server"], relay)
-    assert_error(client, r"signature .* man in the middle\?")
-    assert_error(server, r"signature .* man in the middle\?")
-
-
-async def signature_forwarding_relay(
-    c_reader: asyncio.StreamReader,
-    c_writer: asyncio.StreamWriter,
-    s_reader: asyncio.StreamReader,
-    s_writer: asyncio.StreamWriter,
-) -> None:
-    """A smarter MITM: substitutes its own ephemeral keys but forwards the genuine signatures."""
-    to_client, to_server = EphemeralKeyPair.generate("X25519"), EphemeralKeyPair.generate("X25519")
-    c_writer.write(hello("X25519", to_client.public_bytes, role=RESPONDER))
-    s_writer.write(hello("X25519", to_server.public_bytes, role=INITIATOR))
-    await asyncio.wait_for(asyncio.gather(c_writer.drain(), s_writer.drain()), TIMEOUT)
-    await read_frame(c_reader)  # client HELLO
-    await read_frame(s_reader)  # server HELLO
-    client_auth, server_auth = await read_frame(c_reader), await read_frame(s_reader)
-    assert client_auth[0] == server_auth[0] == AUTH
-    assert len(client_auth) > 3  # the client did sign
-    c_writer.write(server_auth)
-    s_writer.write(client_auth)
-    await asyncio.wait_for(asyncio.gather(c_writer.drain(), s_writer.drain()), TIMEOUT)
-    await asyncio.wait_for(c_reader.read(), TIMEOUT)
-    await asyncio.wait_for(s_reader.read(), TIMEOUT)
-
-
-@pytest.mark.asyncio
-async def test_mitm_forwarding_genuine_signatures_is_detected(identities: dict[str, Any]) -> None:
-    client, server, mitm = await run_mitm(
-        identities["client"], identities["server"], signature_forwarding_relay
-    )
-    assert mitm is None  # the relay itself ran to completion
-    assert_error(client, r"signature over the exchange transcript is invalid.*man in the middle\?")
-    assert_error(server, r"signature over the exchange transcript is invalid.*man in the middle\?")
-
-
-@pytest.mark.asyncio
-async def test_forwarding_relay_without_key_substitution_is_harmless(
-    identities: dict[str, Any],
-) -> None:
-    """Harness sanity check: a relay forwarding everything verbatim is no attack."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for _ in range(2):  # HELLO, AUTH
-            writer.write(await read_frame(reader))
-            await asyncio.wait_for(writer.drain(), TIMEOUT)
-
-    async def relay(
-        c_reader: asyncio.StreamReader,
-        c_writer: asyncio.StreamWriter,
-        s_reader: asyncio.StreamReader,
-        s_writer: asyncio.StreamWriter,
-    ) -> None:
-        await asyncio.gather(pipe(c_reader, s_writer), pipe(s_reader, c_writer))
-
-    client, server, _ = await run_mitm(identities["client"], identities["server"], relay)
-    c, s = assert_ok(client), assert_ok(server)
-    assert c.authenticated
-    assert s.authenticated
-    assert c.key == s.key
-
-
 def test_default_label() -> None:
     assert DEFAULT_INFO_LABEL == b"ecdhe_async v1"
 
@@ -1113,3 +518,44 @@ def test_over_long_info_label_is_rejected() -> None:
             responder_public=b"\x03" * 32,
             info_label=bytes(70_000),
         )
+
+
+# --- the package ---------------------------------------------------------------------------------
+
+PUBLIC_BEFORE_THE_SPLIT = {
+    "CURVES",
+    "DEFAULT_INFO_LABEL",
+    "MAX_FRAME_BODY",
+    "PROTOCOL_VERSION",
+    "PUBLIC_KEY_LENGTHS",
+    "Curve",
+    "EphemeralKeyPair",
+    "ExchangeResult",
+    "PeerPublicKey",
+    "SigningKey",
+    "VerifyKey",
+    "derive_key",
+    "exchange",
+    "fingerprint",
+    "load_peer_public_key",
+}
+
+
+def test_package_still_exports_every_public_name() -> None:
+    assert PUBLIC_BEFORE_THE_SPLIT <= set(ecdhe.__all__)
+    for name in ecdhe.__all__:
+        assert getattr(ecdhe, name) is not None
+
+
+@pytest.mark.parametrize("module", ["agreement", "auth", "protocol", "wire"])
+def test_sans_io_modules_import_no_io(module: str) -> None:
+    source = Path(ecdhe.__file__).with_name(f"{module}.py").read_text()
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert not imported & {"asyncio", "socket", "ssl", "selectors", "uvloop", "trio", "anyio"}

@@ -103,7 +103,7 @@ def test_server_refuses_a_bad_handler_at_construction(pki: PKI) -> None:
     with pytest.raises(ValueError, match="unknown handler 'nope'"):
         TLSServer(server_settings(pki, handler="nope"))
     with pytest.raises(ValueError, match="must be an async callable"):
-        TLSServer(server_settings(pki), netutil.sync_handler)
+        TLSServer(server_settings(pki), netutil.sync_handler)  # type: ignore[arg-type]
 
 
 # -- end to end ----------------------------------------------------------------------------------
@@ -176,6 +176,27 @@ async def test_truncated_frame_is_a_protocol_error(pki: PKI) -> None:
             assert server.stats.handler_errors == 0
 
 
+class _Spy:
+    """A Connection seen by a built-in handler, telling the test when the handler read bytes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.got_bytes = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        data = await self.conn.read(n)
+        self.got_bytes.set()
+        return data
+
+    async def read_next(self, n: int | None = None) -> bytes:
+        data = await self.conn.read_next(n)
+        self.got_bytes.set()
+        return data
+
+
 @pytest.mark.parametrize(
     ("handler", "message"),
     [("lines", b"last line\n"), ("frames", frame(b"last frame"))],
@@ -184,32 +205,90 @@ async def test_truncated_frame_is_a_protocol_error(pki: PKI) -> None:
 async def test_framed_handlers_stop_at_a_message_boundary(
     pki: PKI, handler: str, message: bytes
 ) -> None:
-    """On aclose() the framed handlers answer the message in hand, then close: no full grace."""
-    grace = 10.0
+    """On aclose() a framed handler in the middle of a message answers it, then closes; one
+    idle at a message boundary closes at once (close_notify): never the full grace."""
+    grace = 30.0
     settings = server_settings(pki)
     builtin = resolve_handler(handler, settings)
-    conns: list[Connection] = []
+    spies: list[_Spy] = []
 
     async def watched(conn: Connection) -> None:
-        conns.append(conn)
-        await builtin(conn)
+        spy = _Spy(conn)
+        spies.append(spy)
+        await builtin(spy)  # type: ignore[arg-type]
 
     server = TLSServer(settings, watched)
     await asyncio.wait_for(server.start(), 10)
-    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(10):
+            csettings = client_settings(pki)
+            async with (
+                connect("127.0.0.1", server.port, csettings) as mid,
+                connect("127.0.0.1", server.port, csettings) as idle,
+            ):
+                await idle.send(message)
+                assert await idle.readexactly(len(message)) == message  # idle at a boundary
+                await mid.send(message[:3])  # half a message in hand
+                await asyncio.wait_for(_second_spy(spies).got_bytes.wait(), 5)
+                stop = asyncio.create_task(server.aclose(grace=grace))
+                assert await idle.read() == b""  # closed at once, with close_notify
+                await mid.send(message[3:])  # the rest of the message in hand
+                assert await mid.readexactly(len(message)) == message
+                assert await mid.read() == b""  # then the server closes
+            await stop  # well before the grace (the timeout above is a third of it)
+        assert all(s.stop_requested for s in spies)
+        assert server.stats.handler_errors == 0
+    finally:
+        await asyncio.wait_for(server.aclose(grace=0), 30)
+
+
+def _second_spy(spies: list[_Spy]) -> _Spy:
+    assert len(spies) == 2, spies
+    return spies[1]
+
+
+@pytest.mark.asyncio
+async def test_echo_handler_keeps_running_until_the_grace_ends(pki: PKI) -> None:
+    """``echo`` has no message boundary: an idle echo connection lives until the grace ends."""
+    with log_watch() as watch:
+        server = TLSServer(server_settings(pki), "echo")
+        await asyncio.wait_for(server.start(), 10)
+        try:
+            async with asyncio.timeout(10):
+                async with connect("127.0.0.1", server.port, client_settings(pki)) as conn:
+                    await conn.send(b"ping")
+                    assert await conn.readexactly(4) == b"ping"
+                    stop = asyncio.create_task(server.aclose(grace=0.3))
+                    await conn.send(b"still echoing")  # during the grace
+                    assert await conn.readexactly(13) == b"still echoing"
+                    assert await conn.read() == b""
+                await stop
+            await watch.wait("cancelled 1 handler(s) still running")
+        finally:
+            await asyncio.wait_for(server.aclose(grace=0), 30)
+
+
+@pytest.mark.asyncio
+async def test_user_handler_can_await_the_stop(pki: PKI) -> None:
+    """A user handler awaits the stop (read_next ends, wait_stop returns) instead of polling."""
+    outcome: list[str] = []
+
+    async def handler(conn: Connection) -> None:
+        waiter = asyncio.ensure_future(conn.wait_stop())
+        data = await conn.read_next()
+        outcome.append(f"read_next={data!r} stop={conn.stop_requested}")
+        await asyncio.wait_for(waiter, 5)
+        outcome.append("wait_stop returned")
+
+    server = TLSServer(server_settings(pki), handler)
+    await asyncio.wait_for(server.start(), 10)
     try:
         async with asyncio.timeout(10):
             async with connect("127.0.0.1", server.port, client_settings(pki)) as conn:
-                await conn.send(message)  # the handler is running and idle in read()
-                assert await conn.readexactly(len(message)) == message
-                started = loop.time()
-                stop = asyncio.create_task(server.aclose(grace=grace))
-                await asyncio.sleep(0)  # one loop turn: aclose() runs up to its first wait
-                assert conns[0].stop_requested
-                await conn.send(message)  # arrives after stop was requested
-                assert await conn.readexactly(len(message)) == message
-                assert await conn.read() == b""  # then the server closes
+                await conn.send(b"")  # connected; the handler waits in read_next()
+                stop = asyncio.create_task(server.aclose(grace=30))
+                assert await conn.read() == b""
             await stop
-        assert loop.time() - started < grace / 2
+        assert outcome == ["read_next=b'' stop=True", "wait_stop returned"]
     finally:
         await asyncio.wait_for(server.aclose(grace=0), 30)

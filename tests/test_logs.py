@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from ecdhe_async._refusals import RefusalLog
 from ecdhe_async.events import ConnectionClosed, HandshakeFailed
-from ecdhe_async.logs import MAX_PEER_TEXT, AccessLog, JSONFormatter, escape
+from ecdhe_async.logs import MAX_PEER_TEXT, JSONFormatter, escape
 
 from .conftest import PKI, running_server, s_client, s_client_echo, server_settings
 from .eventwatch import EventWatch
@@ -65,6 +66,7 @@ async def test_json_lines_carry_connection_fields(pki: PKI) -> None:
     assert (refused["reason"], refused["alert_sent"]) == ("no_shared_group", True)
     assert refused["level"] == "info"
     assert refused["detail"] == "NO_SUITABLE_KEY_SHARE"
+    assert "groups ffdhe2048" in refused["offer"]
 
 
 @pytest.mark.asyncio
@@ -97,21 +99,34 @@ async def test_access_log_off_keeps_refusals_visible(pki: PKI) -> None:
             await watch.wait(HandshakeFailed)
     text = out.getvalue()
     assert "closed 127.0.0.1" not in text
-    assert "INFO handshake refused from 127.0.0.1:" in text
-    assert "protocol_version (UNSUPPORTED_PROTOCOL, alert sent, handshake)" in text
+    (line,) = [x for x in text.splitlines() if "handshake failed from" in x]  # one line each
+    assert line.startswith("INFO handshake failed from 127.0.0.1:"), line
+    assert "protocol_version: UNSUPPORTED_PROTOCOL (offered: versions TLSv1.1;" in line, line
 
 
-def test_refusal_lines_are_rate_limited() -> None:
-    access = AccessLog(burst=2, window=3600)
-    event = HandshakeFailed(("10.0.0.1", 1), "handshake", "no_shared_cipher", True, "X", 0.001)
-    with captured(logging.Formatter("%(message)s")) as out:
-        for _ in range(5):
-            access(event)
-        access._refusals._start -= 3600  # the window is over
-        access(event)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 3
-    assert lines[-1].endswith("(3 more refused since the last line)")
+def test_refusal_log_is_the_subscriber_for_failures() -> None:
+    """Refusals: rate-limited INFO lines with a summary; a client gone: DEBUG, every one; a
+    handshake that failed the forward-secrecy check: nothing here (policy logged it at ERROR)."""
+    logger = logging.getLogger("ecdhe_async.test_refusal_events")
+    refusals = RefusalLog(logger, "TLSv1.2+")
+    refusals.burst, refusals.window = 2, 3600.0
+    refused = HandshakeFailed(("10.0.0.1", 1), "handshake", "no_shared_cipher", True, "X", 0.001)
+    gone = HandshakeFailed(("10.0.0.2", 2), "waiting", "timeout", False, "TimeoutError", 0.0)
+    not_fs = HandshakeFailed(None, "handshake", "not_forward_secret", True, "N", 0.001)
+    with log_watch("ecdhe_async.test_refusal_events") as watch:
+
+        async def flood() -> None:
+            for event in (refused, gone, gone, not_fs, refused, refused, refused):
+                refusals(event)
+            refusals.close()
+
+        asyncio.run(flood())
+    info = [r.getMessage() for r in watch.records if r.levelno == logging.INFO]
+    debug = [r.getMessage() for r in watch.records if r.levelno == logging.DEBUG]
+    assert len(info) == 3, info
+    assert info[0].startswith("handshake failed from 10.0.0.1:1: no_shared_cipher: X (offered")
+    assert info[-1] == "… and 2 more handshake failures in the last 3600 s"
+    assert debug == ["handshake failed from 10.0.0.2:2: timeout (TimeoutError, waiting)"] * 2
 
 
 def test_escape_bounds_and_neutralises() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -23,9 +24,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ecdhe_async import connect
-from ecdhe_async.certs import load_certificate
+from ecdhe_async.certs import DevCA, load_certificate
 from ecdhe_async.connection import Connection
-from ecdhe_async.events import ConnectionClosed, HandshakeCompleted, HandshakeFailed
+from ecdhe_async.events import (
+    CertificateReloaded,
+    ConnectionClosed,
+    HandshakeCompleted,
+    HandshakeFailed,
+)
 from ecdhe_async.metrics import (
     MAX_SERIES,
     ServerMetrics,
@@ -206,7 +212,8 @@ def test_metrics_without_the_extra_is_one_clear_line(pki: PKI, tmp_path: Path) -
         check=False,
     )
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    # The certificate is loaded (INFO) before the server starts; then one line, no traceback.
+    lines = [x for x in proc.stderr.strip().splitlines() if " INFO " not in x]
     assert lines == [
         "ecdhe-async: metrics need the optional extra: pip install 'ecdhe-async[metrics]' "
         "(prometheus-client)"
@@ -325,20 +332,46 @@ async def test_metrics_port_from_settings_busy_is_an_error_and_no_listener_left(
         await asyncio.wait_for(server.aclose(), 10)
 
 
-def test_certificate_reloads_are_counted_with_the_new_expiry(pki: PKI) -> None:
-    from ecdhe_async.events import CertificateFacts, CertificateReloaded
-
-    facts = CertificateFacts.from_x509(load_certificate(pki.server_cert))
-    assert facts.server_name == "localhost"
-    metrics = ServerMetrics()
-    metrics(CertificateReloaded("ok", (facts,)))
-    metrics(CertificateReloaded("error", error="key does not match"))
-    got = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in metrics.registry.collect()
-        for s in family.samples
+@pytest.mark.asyncio
+async def test_certificate_reloads_are_counted_with_every_expiry(pki: PKI, tmp_path: Path) -> None:
+    """A real store (default + one SNI certificate), real reloads from a thread (as SIGHUP and
+    the file watch do): reload counter by result, an expiry gauge per certificate, and events."""
+    ca = DevCA.load(pki.ca, pki.dir / "ca-key.pem")
+    cert, key = tmp_path / "live.pem", tmp_path / "live-key.pem"
+    shutil.copy(pki.server_cert, cert)
+    shutil.copy(pki.server_key, key)
+    os.chmod(key, 0o600)
+    api_cert, api_key = ca.issue_server_cert(
+        tmp_path / "api.pem", tmp_path / "api-key.pem", hostnames=["api.example.com"], days=30
+    )
+    tls = {
+        "certfile": cert,
+        "keyfile": key,
+        "certificates": [
+            {"certfile": api_cert, "keyfile": api_key, "server_names": ["api.example.com"]}
+        ],
     }
-    assert got[("ecdhe_async_certificate_reloads_total", (("result", "ok"),))] == 1
-    assert got[("ecdhe_async_certificate_reloads_total", (("result", "error"),))] == 1
-    expiry = ("ecdhe_async_certificate_expiry_timestamp_seconds", (("server_name", "localhost"),))
-    assert got[expiry] == facts.not_after.timestamp()
+    async with running_server(server_settings(pki, tls=tls)) as server:
+        watch = EventWatch(server)
+        async with metrics_for(server) as url:
+            first = await scrape(url)
+            api_expiry = load_certificate(api_cert).not_valid_after_utc.timestamp()
+            expiry = "ecdhe_async_certificate_expiry_timestamp_seconds"
+            assert value(first, expiry, server_name="api.example.com") == api_expiry
+            own = load_certificate(pki.server_cert).not_valid_after_utc.timestamp()
+            assert value(first, expiry, server_name="localhost") == own
+            assert await asyncio.to_thread(server.reload)
+            (ok,) = await watch.wait(CertificateReloaded)
+            assert ok.result == "ok"
+            assert {c.server_name for c in ok.certificates} == {"localhost", "api.example.com"}
+            cert.write_bytes(cert.read_bytes()[:100])  # half-written: keep the last good ones
+            assert not await asyncio.to_thread(server.reload)
+            (_, bad) = await watch.wait(CertificateReloaded, count=2)
+            assert bad.result == "error"
+            assert bad.error is not None
+            assert str(cert) in bad.error
+            after = await scrape(url)
+    reloads = "ecdhe_async_certificate_reloads_total"
+    assert value(after, reloads, result="ok") == 1
+    assert value(after, reloads, result="error") == 1
+    assert value(after, expiry, server_name="localhost") == own

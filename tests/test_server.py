@@ -29,11 +29,13 @@ import pytest
 from ecdhe_async import connect
 from ecdhe_async.connection import Connection
 from ecdhe_async.errors import HandshakeError
+from ecdhe_async.events import ConnectionClosed
 from ecdhe_async.handlers import EchoHandler
 from ecdhe_async.server import TLSServer
 from ecdhe_async.tls import client_context
 
 from .conftest import PKI, client_settings, running_server, s_client, server_settings
+from .eventwatch import EventWatch
 from .netutil import (
     DumbTLSClient,
     LiveEcho,
@@ -128,12 +130,13 @@ async def test_500_concurrent_clients_echo_64k(pki: PKI) -> None:
             await sender
             assert echoed == payloads[i]
 
-    with log_watch() as watch:
+    with log_watch():
         async with running_server(settings) as server:
+            events = EventWatch(server)
             async with asyncio.timeout(50), asyncio.TaskGroup() as tg:
                 for i in range(n):
                     tg.create_task(client(i))
-            await watch.wait("closed 127.0.0.1", count=n, deadline=20)
+            await events.wait(ConnectionClosed, count=n, deadline=20)
             stats = server.stats
             assert stats.handshakes == n
             assert stats.completed == n

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import shutil
+import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +16,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from ecdhe_async import ClientSettings, ConfigError, ServerSettings, TLSSettings
+from ecdhe_async import (
+    ClientSettings,
+    ConfigError,
+    ServerSettings,
+    TLSSettings,
+    client_context,
+    describe_context,
+    server_context,
+)
 from ecdhe_async.certs import create_self_signed_cert
+from ecdhe_async.cli import main
 
 from .conftest import PKI
 
@@ -26,7 +36,10 @@ CLIENT_SAMPLE = ROOT / "config" / "client.toml"
 
 PLANTED = "pl4nted-S3CRET-pw"  # the real password of the encrypted key
 WRONG = "wr0ng-S3CRET-guess"  # a wrong one; must never be echoed either
-ALLOWED = "allowed: X25519, X448, P-256, P-384, P-521 (aliases prime256v1, secp384r1, secp521r1)"
+ALLOWED = (
+    "allowed: X25519, X448, P-256, P-384, P-521 "
+    "(aliases prime256v1, secp256r1, secp384r1, secp521r1)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,18 @@ def config_error(cls: type[ServerSettings | ClientSettings], **kwargs: Any) -> l
     """The lines of the ConfigError that loading raises."""
     with pytest.raises(ConfigError) as info:
         cls.load(**kwargs)
+    return str(info.value).splitlines()
+
+
+def build_error(tls: dict[str, Any], *, client: bool = False) -> list[str]:
+    """The lines of the ConfigError raised where the files are used: building the context.
+
+    Settings are pure data, so loading them succeeds without opening any file.
+    """
+    settings = (ClientSettings if client else ServerSettings).load(tls=tls)
+    build = client_context if client else server_context
+    with pytest.raises(ConfigError) as info:
+        build(settings.tls)
     return str(info.value).splitlines()
 
 
@@ -149,16 +174,16 @@ def test_bad_group() -> None:
 def test_bad_group_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECDHE_ASYNC_TLS__GROUPS", "X25519,ffdhe2048")
     assert config_error(ServerSettings) == [
-        "invalid setting tls.groups='X25519,ffdhe2048': unknown or disallowed key-exchange "
-        f"group 'ffdhe2048'; {ALLOWED}"
+        "invalid setting tls.groups='X25519,ffdhe2048' (from ECDHE_ASYNC_TLS__GROUPS): unknown "
+        f"or disallowed key-exchange group 'ffdhe2048'; {ALLOWED}"
     ]
 
 
 def test_groups_not_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECDHE_ASYNC_TLS__GROUPS", '["X25519",')
     assert config_error(ServerSettings) == [
-        "invalid setting tls.groups='[\"X25519\",': not a JSON list: '[\"X25519\",' (use a list "
-        "or 'A,B,C')"
+        "invalid setting tls.groups='[\"X25519\",' (from ECDHE_ASYNC_TLS__GROUPS): not a JSON "
+        "list: '[\"X25519\",' (use a list or 'A,B,C')"
     ]
 
 
@@ -180,8 +205,8 @@ def test_port_out_of_range(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     monkeypatch.setenv("ECDHE_ASYNC_PORT", "http")
     assert config_error(ServerSettings) == [
-        "invalid setting port='http': Input should be a valid integer, unable to parse string "
-        "as an integer"
+        "invalid setting port='http' (from ECDHE_ASYNC_PORT): Input should be a valid integer, "
+        "unable to parse string as an integer"
     ]
 
 
@@ -203,17 +228,51 @@ def test_several_bad_fields_one_line_each(tmp_path: Path) -> None:
 
 def test_missing_cert_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.pem"
-    assert config_error(ServerSettings, tls={"certfile": missing}) == [
+    expected = [
         f"invalid setting tls.certfile='{missing}': file '{missing}' does not exist or is not a "
         "regular file"
     ]
+    assert build_error({"certfile": missing}) == expected
+    assert build_error({"certfile": missing}, client=True) == expected
+
+
+def test_missing_cert_and_key_one_line_each(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    assert build_error({"certfile": cert, "keyfile": key}) == [
+        f"invalid setting tls.certfile='{cert}': file '{cert}' does not exist or is not a "
+        "regular file",
+        f"invalid setting tls.keyfile='{key}': file '{key}' does not exist or is not a "
+        "regular file",
+    ]
+
+
+def test_missing_ca_file(pki: PKI, tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    expected = [
+        f"invalid setting tls.ca_file='{missing}': file '{missing}' does not exist or is not a "
+        "regular file"
+    ]
+    assert build_error({"ca_file": missing}, client=True) == expected
+    server = {"certfile": pki.server_cert, "keyfile": pki.server_key, "client_auth": "optional"}
+    assert build_error({**server, "ca_file": missing}) == expected
 
 
 def test_cert_path_is_a_directory(tmp_path: Path) -> None:
-    assert config_error(ServerSettings, tls={"certfile": tmp_path}) == [
+    assert build_error({"certfile": tmp_path}) == [
         f"invalid setting tls.certfile='{tmp_path}': file '{tmp_path}' does not exist or is not "
         "a regular file"
     ]
+
+
+def test_settings_are_data_and_open_no_file(tmp_path: Path) -> None:
+    """Loading settings names files without reading them (they may not exist yet)."""
+    cert, key, ca = tmp_path / "later.pem", tmp_path / "later-key.pem", tmp_path / "ca.pem"
+    s = ServerSettings.load(
+        tls={"certfile": cert, "keyfile": key, "ca_file": ca, "client_auth": "required"}
+    )
+    assert (s.tls.certfile, s.tls.keyfile, s.tls.ca_file) == (cert, key, ca)
+    home = Path("~").expanduser()
+    assert TLSSettings(certfile=Path("~/c.pem")).certfile == home / "c.pem"
 
 
 def _as_nobody(fn: Callable[[], list[str]]) -> list[str]:
@@ -248,7 +307,7 @@ def test_unreadable_cert_file(pki: PKI) -> None:
         cert.chmod(0)
 
         def check() -> list[str]:
-            return config_error(ServerSettings, tls={"certfile": cert})
+            return build_error({"certfile": cert})
 
         lines = _as_nobody(check) if os.geteuid() == 0 else check()
         assert lines == [
@@ -259,18 +318,31 @@ def test_unreadable_cert_file(pki: PKI) -> None:
 
 
 def test_cert_file_without_a_certificate(pki: PKI) -> None:
-    assert config_error(ServerSettings, tls={"certfile": pki.ca.parent / "ca-key.pem"}) == [
+    assert build_error({"certfile": pki.ca.parent / "ca-key.pem"}) == [
         f"invalid setting tls.certfile='{pki.ca.parent / 'ca-key.pem'}': certificate file "
         f"'{pki.ca.parent / 'ca-key.pem'}' does not contain a valid certificate"
     ]
 
 
 def test_key_does_not_match_certificate(pki: PKI) -> None:
-    assert config_error(
-        ServerSettings, tls={"certfile": pki.server_cert, "keyfile": pki.rsa_key}
-    ) == [
+    expected = [
         f"invalid setting tls.keyfile='{pki.rsa_key}': the private key does not match the "
         f"certificate in '{pki.server_cert}'"
+    ]
+    tls = {"certfile": pki.server_cert, "keyfile": pki.rsa_key}
+    assert build_error(tls) == expected
+    assert build_error({**tls, "ca_file": pki.ca}, client=True) == expected
+
+
+def test_serve_names_the_key_that_does_not_match(
+    pki: PKI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI user sees the same one line, now raised where the context is built."""
+    argv = ["serve", "--port", "0", "--certfile", str(pki.server_cert)]
+    assert main([*argv, "--keyfile", str(pki.client_key)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ecdhe-async: invalid setting tls.keyfile='{pki.client_key}': the private key does not "
+        f"match the certificate in '{pki.server_cert}'"
     ]
 
 
@@ -291,17 +363,21 @@ def test_client_auth_needs_ca_file(pki: PKI) -> None:
 def test_encrypted_key(encrypted: EncryptedPair, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     pair = {"certfile": encrypted.cert, "keyfile": encrypted.key}
-    assert config_error(ServerSettings, tls={**pair, "key_password": WRONG}) == [
+    assert build_error({**pair, "key_password": WRONG}) == [
         "invalid setting tls.key_password='**********': wrong password for key file "
         f"'{encrypted.key}' (or the key is corrupted)"
     ]
-    assert config_error(ServerSettings, tls=pair) == [
+    # Refused, never an OpenSSL password prompt on the terminal.
+    assert build_error(pair) == [
         f"invalid setting tls.key_password=None: key file '{encrypted.key}' is encrypted: a "
-        "password is required"
+        "password is required: give it with `ecdhe-async serve --key-password-env VAR` (VAR holds "
+        "the password), the ECDHE_ASYNC_TLS__KEY_PASSWORD environment variable, or "
+        "tls.key_password in the config file"
     ]
     s = ServerSettings.load(tls={**pair, "key_password": PLANTED})
     assert s.tls.key_password is not None
     assert s.tls.key_password.get_secret_value() == PLANTED
+    assert server_context(s.tls).verify_mode == ssl.CERT_NONE  # loads with the password
     for text in (repr(s), str(s), repr(s.tls), s.model_dump_json(), all_log_text(caplog)):
         assert PLANTED not in text
         assert WRONG not in text
@@ -329,9 +405,10 @@ def test_key_password_never_shown(
     messages += config_error(ServerSettings)
     monkeypatch.delenv("ECDHE_ASYNC_TLS")
     monkeypatch.setenv("ECDHE_ASYNC_TLS__KEY_PASSWORD", WRONG)
-    messages += config_error(ServerSettings, tls=pair)
+    messages += build_error(pair)
     monkeypatch.setenv("ECDHE_ASYNC_TLS__KEY_PASSWORD", PLANTED)
     s = ServerSettings.load(tls=pair)
+    server_context(s.tls)
     monkeypatch.delenv("ECDHE_ASYNC_TLS__KEY_PASSWORD")
     # a TOML file with the password and a typo next to it
     toml = write(
@@ -340,14 +417,25 @@ def test_key_password_never_shown(
         f'key_password = "{WRONG}"\nkey_pasword = "{WRONG}"\n',
     )
     messages += config_error(ServerSettings, config=toml)
+    # the same file without the typo: loads, and the wrong password is named at build time
+    toml.write_text("\n".join(toml.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(ConfigError) as info:
+        server_context(ServerSettings.load(config=toml).tls)
+    messages.append(str(info.value))
+    wrong_password = (
+        "invalid setting tls.key_password='**********': wrong password for key file "
+        f"'{encrypted.key}' (or the key is corrupted)"
+    )
     assert messages == [
         "invalid setting tls.profile='x': Input should be 'intermediate' or 'modern'",
         "invalid setting tls.key_password='**********': Input should be a valid string",
         "invalid setting tls: Input should be a valid dictionary or instance of TLSSettings",
-        "invalid setting tls.profile='y': Input should be 'intermediate' or 'modern'",
-        "invalid setting tls.key_password='**********': wrong password for key file "
-        f"'{encrypted.key}' (or the key is corrupted)",
-        "invalid setting tls.key_pasword: unknown setting (check the spelling)",
+        "invalid setting tls.profile='y' (from ECDHE_ASYNC_TLS): Input should be 'intermediate' "
+        "or 'modern'",
+        wrong_password,
+        f"invalid setting tls.key_pasword (in {toml}): unknown setting; did you mean "
+        "'key_password'?",
+        wrong_password,
     ]
     text = "\n".join([*messages, repr(s), str(s), all_log_text(caplog)])
     assert WRONG not in text
@@ -358,11 +446,11 @@ def test_key_password_never_shown(
 def test_unknown_toml_keys(tmp_path: Path) -> None:
     toml = write(tmp_path / "typo.toml", 'prot = 8443\n[tls]\ngrups = ["X25519"]\n')
     assert sorted(config_error(ServerSettings, config=toml)) == [
-        "invalid setting prot: unknown setting (check the spelling)",
-        "invalid setting tls.grups: unknown setting (check the spelling)",
+        f"invalid setting prot (in {toml}): unknown setting; did you mean 'port'?",
+        f"invalid setting tls.grups (in {toml}): unknown setting; did you mean 'groups'?",
     ]
     assert config_error(ServerSettings, bogus=1) == [
-        "invalid setting bogus: unknown setting (check the spelling)"
+        "invalid setting bogus: unknown setting; check the spelling"
     ]
 
 
@@ -387,9 +475,9 @@ def test_missing_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_bad_value_in_toml(tmp_path: Path) -> None:
     toml = write(tmp_path / "v.toml", 'port = 70000\n[tls]\ngroups = ["ffdhe2048"]\n')
     assert config_error(ServerSettings, config=toml) == [
-        "invalid setting port=70000: Input should be less than or equal to 65535",
-        "invalid setting tls.groups=['ffdhe2048']: unknown or disallowed key-exchange group "
-        f"'ffdhe2048'; {ALLOWED}",
+        f"invalid setting port=70000 (in {toml}): Input should be less than or equal to 65535",
+        f"invalid setting tls.groups=['ffdhe2048'] (in {toml}): unknown or disallowed "
+        f"key-exchange group 'ffdhe2048'; {ALLOWED}",
     ]
 
 
@@ -400,14 +488,15 @@ def test_world_readable_key_warns(
     key = tmp_path / "key.pem"
     shutil.copy(pki.server_key, key)
     key.chmod(0o600)
-    with caplog.at_level(logging.WARNING, logger="ecdhe_async.settings"):
-        ServerSettings.load(tls={"certfile": pki.server_cert, "keyfile": key})
+    tls = ServerSettings.load(tls={"certfile": pki.server_cert, "keyfile": key}).tls
+    with caplog.at_level(logging.WARNING, logger="ecdhe_async.tls"):
+        server_context(tls)
         assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
         key.chmod(0o644)
-        ServerSettings.load(tls={"certfile": pki.server_cert, "keyfile": key})
+        server_context(tls)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert warnings[0].name == "ecdhe_async.settings"
+    assert warnings[0].name == "ecdhe_async.tls"
     assert warnings[0].getMessage() == (
         f"private key file '{key}' is readable by other users: chmod 600 it"
     )
@@ -422,7 +511,7 @@ def _sections(text: str) -> dict[str, set[str]]:
         if m := re.fullmatch(r"\[(\w+)\]\s*", line):
             current = m.group(1)
             sections.setdefault(current, set())
-        elif m := re.fullmatch(r"#?\s*([a-z_]+)\s*=\s*\S.*", line):
+        elif m := re.fullmatch(r"#?\s*([a-z_][a-z0-9_]*)\s*=\s*\S.*", line):
             sections[current].add(m.group(1))
     return sections
 
@@ -460,4 +549,5 @@ def test_sample_commented_paths_are_valid_keys(pki: PKI, tmp_path: Path) -> None
         assert n == 1, key
     s = ServerSettings.load(config=write(tmp_path / "server.toml", text))
     assert s.tls.certfile == pki.server_cert
+    assert describe_context(server_context(s.tls))["keylog_file"] == str(tmp_path / "keys.log")
     assert s.tls.keylog_file == tmp_path / "keys.log"

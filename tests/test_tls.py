@@ -19,7 +19,6 @@ import logging
 import re
 import ssl
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,10 +34,11 @@ from ecdhe_async import (
     TLSSettings,
     client_context,
     connect,
-    describe,
+    describe_context,
     server_context,
 )
-from ecdhe_async._openssl import ALLOWED_GROUPS, negotiated_group
+from ecdhe_async._openssl import negotiated_group
+from ecdhe_async.groups import ALLOWED as ALLOWED_GROUPS
 from ecdhe_async.settings import ClientAuth
 from ecdhe_async.tls import TLS12_CIPHERS
 
@@ -141,9 +141,9 @@ def assert_refused_by_server(r: Result, alert: str, server_failures: int) -> Non
     assert server_failures == 1
 
 
-async def server_output(proc: subprocess.Popen[bytes]) -> str:
+async def server_output(proc: asyncio.subprocess.Process) -> str:
     """Everything ``s_server`` printed; it exits after its one connection (``-naccept 1``)."""
-    out, _ = await asyncio.to_thread(proc.communicate, timeout=T)
+    out, _ = await asyncio.wait_for(proc.communicate(), T)
     return out.decode(errors="replace")
 
 
@@ -209,7 +209,7 @@ async def test_stdlib_context_does_negotiate_ffdhe(pki: PKI) -> None:
     """Contrast: the same client against a stock stdlib server gets finite-field DH."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(pki.server_cert, pki.server_key)
-    assert describe(ctx)["groups"] is None  # not ours: OpenSSL's default groups are in force
+    assert describe_context(ctx)["groups"] is None  # not ours: OpenSSL defaults in force
     loop = asyncio.get_running_loop()
     seen: asyncio.Future[str | None] = loop.create_future()
     finished: asyncio.Future[None] = loop.create_future()
@@ -443,7 +443,10 @@ async def handshake_error(port: int, settings: ClientSettings, **kw: Any) -> Han
 @pytest.mark.parametrize("cert", ["ecdsa", "rsa"])
 async def test_client_against_s_server(pki: PKI, cert: str) -> None:
     pair = rsa(pki) if cert == "rsa" else ecdsa(pki)
-    with s_server("-cert", str(pair["certfile"]), "-key", str(pair["keyfile"])) as (proc, port):
+    async with s_server("-cert", str(pair["certfile"]), "-key", str(pair["keyfile"])) as (
+        proc,
+        port,
+    ):
         async with connect("127.0.0.1", port, client_settings(pki)) as conn:
             assert (conn.version, conn.group) == ("TLSv1.3", "X25519")
             assert conn.cipher in TLS13_SUITES
@@ -469,7 +472,7 @@ async def test_client_groups_applied(
     pki: PKI, groups: list[str], offered: str, negotiated: str
 ) -> None:
     args = ("-cert", str(pki.server_cert), "-key", str(pki.server_key))
-    with s_server(*args) as (proc, port):
+    async with s_server(*args) as (proc, port):
         settings = client_settings(pki, tls={"groups": groups})
         async with connect("127.0.0.1", port, settings) as conn:
             assert conn.group == negotiated
@@ -509,7 +512,7 @@ async def test_client_refuses_non_ecdhe_server(
     pki: PKI, server_args: tuple[str, ...], server_says: str
 ) -> None:
     args = ("-cert", str(pki.rsa_cert), "-key", str(pki.rsa_key), *server_args)
-    with s_server(*args) as (proc, port):
+    async with s_server(*args) as (proc, port):
         error = await handshake_error(port, client_settings(pki))
         out = await server_output(proc)
     assert error.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"
@@ -543,7 +546,7 @@ async def test_client_verifies_server(
 ) -> None:
     tls = {k: (pki.other_ca if v == "OTHER_CA" else v) for k, v in tls.items()}
     args = ("-cert", str(pki.server_cert), "-key", str(pki.server_key))
-    with s_server(*args) as (proc, port):
+    async with s_server(*args) as (proc, port):
         error = await handshake_error(port, client_settings(pki, tls=tls), **kwargs)
         out = await server_output(proc)
     assert error.reason == "CERTIFICATE_VERIFY_FAILED"
@@ -558,7 +561,7 @@ async def test_insecure_skip_verify_connects_anywhere(
     args = ("-cert", str(pki.self_signed_cert), "-key", str(pki.self_signed_key))
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
         settings = ClientSettings.load(tls={"insecure_skip_verify": True})
-        with s_server(*args) as (proc, port):
+        async with s_server(*args) as (proc, port):
             async with connect("127.0.0.1", port, settings, server_hostname="anything") as conn:
                 assert conn.group == "X25519"
                 await roundtrip(conn)
@@ -596,7 +599,7 @@ def test_keylog_off_by_default_and_sslkeylogfile_needs_opt_in(
             client_context(TLSSettings(ca_file=pki.ca)),
         ):
             assert ctx.keylog_filename is None
-            assert describe(ctx)["keylog_file"] is None
+            assert describe_context(ctx)["keylog_file"] is None
     assert warned == []
     assert not env_file.exists()
     # The stdlib's default context would have honoured the variable silently.
@@ -605,7 +608,7 @@ def test_keylog_off_by_default_and_sslkeylogfile_needs_opt_in(
 
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
         ctx = client_context(TLSSettings(ca_file=pki.ca, allow_keylog=True))
-    assert ctx.keylog_filename == str(env_file)
+    assert describe_context(ctx)["keylog_file"] == str(env_file)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert any("KEY LOGGING IS ON" in m for m in warned), warned
 
@@ -616,9 +619,35 @@ def test_keylog_file_unwritable_is_a_config_error(tmp_path: Path, pki: PKI) -> N
         client_context(TLSSettings(ca_file=pki.ca, keylog_file=bad))
 
 
-# -- contexts and describe() -----------------------------------------------------------------
+def test_keylog_symlink_is_refused(tmp_path: Path, pki: PKI) -> None:
+    target = tmp_path / "elsewhere.log"
+    link = tmp_path / "keys.log"
+    link.symlink_to(target)
+    with pytest.raises(ConfigError, match=r"keys\.log': it is a symbolic link; refused"):
+        client_context(TLSSettings(ca_file=pki.ca, keylog_file=link))
+    assert not target.exists()  # nothing was created through the link
+
+
+def test_keylog_existing_world_readable_file_made_private(
+    tmp_path: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    keylog = tmp_path / "keys.log"
+    keylog.write_text("")
+    keylog.chmod(0o644)
+    with warnings_from(caplog, "ecdhe_async.tls") as warned:
+        client_context(TLSSettings(ca_file=pki.ca, keylog_file=keylog))
+    assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
+    assert any("was readable by others (mode 0644): changed to 0600" in m for m in warned), warned
+
+
+def test_keylog_not_a_regular_file_is_refused(pki: PKI) -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        client_context(TLSSettings(ca_file=pki.ca, keylog_file=Path("/dev/null")))
+
+
+# -- contexts and describe_context() ----------------------------------------------------------
 def test_describe_server_defaults(pki: PKI) -> None:
-    d = describe(server_context(TLSSettings(**ecdsa(pki))))
+    d = describe_context(server_context(TLSSettings(**ecdsa(pki))))
     assert d["minimum_version"] == "TLSv1.2"
     assert d["maximum_version"] == "TLSv1.3"
     assert d["tls12_ciphers"] == TLS12_CIPHERS.split(":")
@@ -637,7 +666,7 @@ def test_describe_modern_and_options(pki: PKI) -> None:
         **ecdsa(pki), profile="modern", groups=["P-384", "X25519"], alpn=["h2", "http/1.1"]
     )
     ctx = server_context(tls)
-    d = describe(ctx)
+    d = describe_context(ctx)
     assert (d["minimum_version"], d["maximum_version"]) == ("TLSv1.3", "TLSv1.3")
     assert d["tls12_ciphers"] == []
     assert set(d["tls13_ciphers"]) == TLS13_SUITES
@@ -652,13 +681,13 @@ def test_describe_modern_and_options(pki: PKI) -> None:
 def test_group_aliases_accepted_and_applied(pki: PKI) -> None:
     tls = TLSSettings(groups=["prime256v1", "secp384r1", "secp521r1", "x448", "P-256"])
     assert tls.groups == ["P-256", "P-384", "P-521", "X448"]  # canonical, repeats dropped
-    assert describe(client_context(tls))["groups"] == ["P-256", "P-384", "P-521", "X448"]
+    assert describe_context(client_context(tls))["groups"] == ["P-256", "P-384", "P-521", "X448"]
 
 
 def test_session_tickets_opt_in_warns(pki: PKI, caplog: pytest.LogCaptureFixture) -> None:
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
         ctx = server_context(TLSSettings(**ecdsa(pki), session_tickets=True))
-    assert describe(ctx)["session_tickets"] is True
+    assert describe_context(ctx)["session_tickets"] is True
     assert ctx.num_tickets == 2
     assert any("session tickets are ON" in m and "forward secrecy" in m for m in warned), warned
     with warnings_from(caplog, "ecdhe_async.tls") as warned:
@@ -674,9 +703,10 @@ def test_client_context_verifies_by_default(pki: PKI, caplog: pytest.LogCaptureF
     for c in (ctx, system):
         assert c.verify_mode == ssl.CERT_REQUIRED
         assert c.check_hostname is True
-        assert describe(c)["groups"] == ["X25519", "P-256", "P-384"]
-    assert describe(ctx)["verify_mode"] == "CERT_REQUIRED"
-    assert describe(ctx)["check_hostname"] is True
+        assert describe_context(c)["groups"] == ["X25519", "P-256", "P-384"]
+    assert ctx.cert_store_stats()["x509_ca"] == 1  # the given CA only
+    assert describe_context(ctx)["verify_mode"] == "CERT_REQUIRED"
+    assert describe_context(ctx)["check_hostname"] is True
 
 
 def test_insecure_skip_verify_warns_and_disables_checks(caplog: pytest.LogCaptureFixture) -> None:
@@ -685,6 +715,8 @@ def test_insecure_skip_verify_warns_and_disables_checks(caplog: pytest.LogCaptur
     assert ctx.verify_mode == ssl.CERT_NONE
     assert ctx.check_hostname is False
     assert any("verification is OFF" in m for m in warned), warned
+    # Nothing is verified, so the system store (~100 ms of parsing) is not loaded for nothing.
+    assert ctx.cert_store_stats()["x509_ca"] == 0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from .. import groups
+from .._hello import (
+    CLIENT_HELLO,
+    EXT_KEY_SHARE,
+    EXT_SUPPORTED_GROUPS,
+    EXT_SUPPORTED_VERSIONS,
+    HANDSHAKE,
+    group_name,
+    is_grease,
+)
 
 __all__ = [
     "CERTIFICATE",
@@ -36,8 +44,6 @@ __all__ = [
     "version_name",
 ]
 
-HANDSHAKE: Final = 22  # TLS record content type
-CLIENT_HELLO: Final = 1
 SERVER_HELLO: Final = 2
 CERTIFICATE: Final = 11
 SERVER_KEY_EXCHANGE: Final = 12
@@ -45,9 +51,6 @@ CERTIFICATE_VERIFY: Final = 15
 CLIENT_KEY_EXCHANGE: Final = 16
 FINISHED: Final = 20
 
-EXT_SUPPORTED_GROUPS: Final = 10
-EXT_SUPPORTED_VERSIONS: Final = 43
-EXT_KEY_SHARE: Final = 51
 
 TLS13: Final = 0x0304
 NAMED_CURVE: Final = 3  # ECCurveType.named_curve in a TLS 1.2 ServerKeyExchange
@@ -100,25 +103,11 @@ _CIPHER_SUITES: Final = {
 _VERSIONS: Final = {0x0304: "TLS 1.3", 0x0303: "TLS 1.2", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0"}
 
 
-def is_grease(code: int) -> bool:
-    """A GREASE value (RFC 8701: ``0x0A0A``, ``0x1A1A``, ... ``0xFAFA``), not a real code."""
-    return code & 0x0F0F == 0x0A0A and code >> 8 == code & 0xFF
-
-
 def _name(known: str | None, code: int) -> str:
     """*known* if there is one, else ``GREASE`` or the code in hex (``0x1234``)."""
     if known is not None:
         return known
     return "GREASE" if is_grease(code) else f"0x{code:04x}"
-
-
-def group_name(code: int) -> str:
-    """IANA named group code -> our name (``0x001d`` -> ``"X25519"``, ``0x0017`` -> ``"P-256"``).
-
-    Read from the one group registry, :mod:`ecdhe_async.groups`.
-    """
-    group = groups.by_iana(code)
-    return _name(group.name if group is not None else None, code)
 
 
 def signature_scheme_name(code: int) -> str:

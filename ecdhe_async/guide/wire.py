@@ -14,15 +14,23 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from .._hello import (
+    ClientHelloInfo,
+    Cursor,
+    KeyShare,
+    WireFormatError,
+    extensions,
+    handshake_body,
+    key_share_entry,
+    parse_client_hello,
+)
 from ..certs import describe_certificate
 from .iana import (
     CERTIFICATE,
     CERTIFICATE_VERIFY,
-    CLIENT_HELLO,
     CLIENT_KEY_EXCHANGE,
     DOWNGRADE_TLS12,
     EXT_KEY_SHARE,
-    EXT_SUPPORTED_GROUPS,
     EXT_SUPPORTED_VERSIONS,
     FINISHED,
     HRR_RANDOM,
@@ -50,159 +58,6 @@ __all__ = [
 ]
 
 
-class WireFormatError(ValueError):
-    """A handshake message is truncated or malformed (names the message and the field)."""
-
-
-class _Cursor:
-    """Bounds-checked big-endian reads over one message; every overrun is a WireFormatError."""
-
-    __slots__ = ("_data", "_pos", "_what")
-
-    def __init__(self, data: bytes, what: str) -> None:
-        self._data = data
-        self._pos = 0
-        self._what = what
-
-    def take(self, n: int, field: str) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise WireFormatError(
-                f"{self._what}: truncated {field} (needs {n} bytes, "
-                f"{len(self._data) - self._pos} left)"
-            )
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def uint(self, size: int, field: str) -> int:
-        return int.from_bytes(self.take(size, field), "big")
-
-    def vector(self, length_size: int, field: str) -> bytes:
-        return self.take(self.uint(length_size, f"{field} length"), field)
-
-    @property
-    def remaining(self) -> int:
-        return len(self._data) - self._pos
-
-    def end(self, field: str) -> None:
-        if self.remaining:
-            raise WireFormatError(f"{self._what}: {self.remaining} unexpected bytes after {field}")
-
-
-def _body(msg: bytes, msg_type: int, what: str) -> bytes:
-    """Check the 4-byte handshake header (type, 24-bit length) and return the body."""
-    msg = bytes(msg)
-    if len(msg) < 4:
-        raise WireFormatError(f"{what}: {len(msg)} bytes is shorter than a handshake header")
-    if msg[0] != msg_type:
-        raise WireFormatError(f"{what}: handshake type {msg[0]}, expected {msg_type}")
-    length = int.from_bytes(msg[1:4], "big")
-    if length != len(msg) - 4:
-        raise WireFormatError(f"{what}: header says {length} bytes, body has {len(msg) - 4}")
-    return msg[4:]
-
-
-def _u16_list(data: bytes, what: str, field: str) -> tuple[int, ...]:
-    if len(data) % 2:
-        raise WireFormatError(f"{what}: {field} has an odd length ({len(data)})")
-    return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-
-
-def _extensions(cur: _Cursor, what: str) -> dict[int, bytes]:
-    """The extensions block (absent in a bare TLS 1.2 hello) as {type: data}; no duplicates."""
-    if cur.remaining == 0:
-        return {}
-    block = _Cursor(cur.vector(2, "extensions"), what)
-    cur.end("extensions")
-    found: dict[int, bytes] = {}
-    while block.remaining:
-        ext_type = block.uint(2, "extension type")
-        data = block.vector(2, f"extension {ext_type}")
-        if ext_type in found:
-            raise WireFormatError(f"{what}: duplicate extension {ext_type}")
-        found[ext_type] = data
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class KeyShare:
-    """One key_share entry: the group and the size of its public key (the bytes are public)."""
-
-    group: int
-    size: int
-
-    @property
-    def group_name(self) -> str:
-        """The group's name, e.g. ``"X25519"``."""
-        return group_name(self.group)
-
-    def __str__(self) -> str:
-        return f"{self.group_name} ({self.size} bytes)"
-
-
-def _key_share_entry(cur: _Cursor) -> KeyShare:
-    group = cur.uint(2, "key share group")
-    key = cur.vector(2, "key share key_exchange")
-    return KeyShare(group, len(key))
-
-
-@dataclass(frozen=True, slots=True)
-class ClientHelloInfo:
-    """What a ClientHello offered."""
-
-    legacy_version: int
-    cipher_suites: tuple[int, ...]
-    supported_groups: tuple[int, ...]
-    key_shares: tuple[KeyShare, ...]
-    supported_versions: tuple[int, ...]
-    extensions: tuple[int, ...]
-
-
-def parse_client_hello(msg: bytes) -> ClientHelloInfo:
-    """Parse a ClientHello handshake message (with its 4-byte header).
-
-    Reads supported_groups (extension 10), key_share (51) and supported_versions (43); every
-    other extension is listed by number only.
-    """
-    what = "ClientHello"
-    cur = _Cursor(_body(msg, CLIENT_HELLO, what), what)
-    legacy_version = cur.uint(2, "legacy_version")
-    cur.take(32, "random")
-    session_id = cur.vector(1, "legacy_session_id")
-    if len(session_id) > 32:
-        raise WireFormatError(f"{what}: session id of {len(session_id)} bytes (max 32)")
-    suites = _u16_list(cur.vector(2, "cipher_suites"), what, "cipher_suites")
-    cur.vector(1, "compression_methods")
-    exts = _extensions(cur, what)
-
-    groups: tuple[int, ...] = ()
-    if EXT_SUPPORTED_GROUPS in exts:
-        g = _Cursor(exts[EXT_SUPPORTED_GROUPS], f"{what} supported_groups")
-        groups = _u16_list(g.vector(2, "named_group_list"), what, "supported_groups")
-        g.end("named_group_list")
-    shares: list[KeyShare] = []
-    if EXT_KEY_SHARE in exts:
-        k = _Cursor(exts[EXT_KEY_SHARE], f"{what} key_share")
-        entries = _Cursor(k.vector(2, "client_shares"), f"{what} key_share")
-        k.end("client_shares")
-        while entries.remaining:
-            shares.append(_key_share_entry(entries))
-    versions: tuple[int, ...] = ()
-    if EXT_SUPPORTED_VERSIONS in exts:
-        v = _Cursor(exts[EXT_SUPPORTED_VERSIONS], f"{what} supported_versions")
-        versions = _u16_list(v.vector(1, "versions"), what, "supported_versions")
-        v.end("versions")
-    return ClientHelloInfo(
-        legacy_version=legacy_version,
-        cipher_suites=suites,
-        supported_groups=groups,
-        key_shares=tuple(shares),
-        supported_versions=versions,
-        extensions=tuple(exts),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class ServerHelloInfo:
     """What a ServerHello (or HelloRetryRequest) chose."""
@@ -225,7 +80,7 @@ def parse_server_hello(msg: bytes) -> ServerHelloInfo:
     ``downgrade_sentinel`` is set when a TLS 1.3-capable server answers with TLS 1.2.
     """
     what = "ServerHello"
-    cur = _Cursor(_body(msg, SERVER_HELLO, what), what)
+    cur = Cursor(handshake_body(msg, SERVER_HELLO, what), what)
     legacy_version = cur.uint(2, "legacy_version")
     random = cur.take(32, "random")
     hrr = random == HRR_RANDOM
@@ -234,22 +89,22 @@ def parse_server_hello(msg: bytes) -> ServerHelloInfo:
         raise WireFormatError(f"{what}: session id of {len(session_id)} bytes (max 32)")
     suite = cur.uint(2, "cipher_suite")
     cur.uint(1, "legacy_compression_method")
-    exts = _extensions(cur, what)
+    exts = extensions(cur, what)
 
     version = legacy_version
     if EXT_SUPPORTED_VERSIONS in exts:
-        v = _Cursor(exts[EXT_SUPPORTED_VERSIONS], f"{what} supported_versions")
+        v = Cursor(exts[EXT_SUPPORTED_VERSIONS], f"{what} supported_versions")
         version = v.uint(2, "selected_version")
         v.end("selected_version")
     share: KeyShare | None = None
     retry_group: int | None = None
     if EXT_KEY_SHARE in exts:
-        k = _Cursor(exts[EXT_KEY_SHARE], f"{what} key_share")
+        k = Cursor(exts[EXT_KEY_SHARE], f"{what} key_share")
         if hrr:
             retry_group = k.uint(2, "selected_group")
             k.end("selected_group")
         else:
-            share = _key_share_entry(k)
+            share = key_share_entry(k)
             k.end("server_share")
     return ServerHelloInfo(
         version=version,
@@ -284,7 +139,7 @@ def parse_server_key_exchange(msg: bytes) -> ServerKeyExchangeInfo:
     signature scheme (2) || signature <0..2^16-1>.
     """
     what = "ServerKeyExchange"
-    cur = _Cursor(_body(msg, SERVER_KEY_EXCHANGE, what), what)
+    cur = Cursor(handshake_body(msg, SERVER_KEY_EXCHANGE, what), what)
     curve_type = cur.uint(1, "curve_type")
     if curve_type != NAMED_CURVE:
         raise WireFormatError(f"{what}: curve_type {curve_type}, only named_curve (3) is used")
@@ -301,7 +156,7 @@ def parse_server_key_exchange(msg: bytes) -> ServerKeyExchangeInfo:
 def parse_client_key_exchange(msg: bytes) -> int:
     """Size of the client's ephemeral public key in a TLS 1.2 ECDHE ClientKeyExchange."""
     what = "ClientKeyExchange"
-    cur = _Cursor(_body(msg, CLIENT_KEY_EXCHANGE, what), what)
+    cur = Cursor(handshake_body(msg, CLIENT_KEY_EXCHANGE, what), what)
     point = cur.vector(1, "public point")
     cur.end("public point")
     return len(point)
@@ -310,10 +165,10 @@ def parse_client_key_exchange(msg: bytes) -> int:
 def parse_certificate(msg: bytes, *, tls13: bool) -> tuple[bytes, ...]:
     """The DER certificates (leaf first) of a Certificate message, TLS 1.3 or 1.2 layout."""
     what = "Certificate"
-    cur = _Cursor(_body(msg, CERTIFICATE, what), what)
+    cur = Cursor(handshake_body(msg, CERTIFICATE, what), what)
     if tls13:
         cur.vector(1, "certificate_request_context")
-    entries = _Cursor(cur.vector(3, "certificate_list"), what)
+    entries = Cursor(cur.vector(3, "certificate_list"), what)
     cur.end("certificate_list")
     certs = []
     while entries.remaining:
@@ -326,7 +181,7 @@ def parse_certificate(msg: bytes, *, tls13: bool) -> tuple[bytes, ...]:
 def parse_certificate_verify(msg: bytes) -> int:
     """The signature scheme of a TLS 1.3 CertificateVerify."""
     what = "CertificateVerify"
-    cur = _Cursor(_body(msg, CERTIFICATE_VERIFY, what), what)
+    cur = Cursor(handshake_body(msg, CERTIFICATE_VERIFY, what), what)
     scheme = cur.uint(2, "algorithm")
     cur.vector(2, "signature")
     cur.end("signature")
@@ -335,7 +190,7 @@ def parse_certificate_verify(msg: bytes) -> int:
 
 def parse_finished(msg: bytes) -> int:
     """The size of a Finished message's verify_data (it is an HMAC: only its size is shown)."""
-    return len(_body(msg, FINISHED, "Finished"))
+    return len(handshake_body(msg, FINISHED, "Finished"))
 
 
 def leaf_key_type(der: bytes) -> str:

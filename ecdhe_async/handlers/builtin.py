@@ -2,7 +2,8 @@
 
 The framed handlers drive the sans-IO decoders of :mod:`ecdhe_async.handlers.framing`; an over-long
 line or frame raises :class:`~ecdhe_async.errors.RemoteProtocolError`, which closes only that
-connection. On graceful shutdown they stop at a message boundary.
+connection. On graceful shutdown they stop at a message boundary: one idle between messages ends
+at once (close_notify), one in the middle of a message answers it first.
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ class _MessageEcho:
     async def __call__(self, conn: Connection) -> None:
         decoder = self._decoder()
         while not (conn.stop_requested and decoder.buffered == 0):
-            data = await conn.read()
+            # At a message boundary a graceful stop ends the wait at once (read_next: b"").
+            data = await (conn.read_next() if decoder.buffered == 0 else conn.read())
             if not data:
+                if conn.stop_requested and decoder.buffered == 0:
+                    return
                 decoder.eof()
                 return
             for message in decoder.feed(data):
                 conn.write(self._encode(message))
+            conn.hold(decoder.committed)  # a partial message counts against the server's budget
             await conn.drain()
 
 

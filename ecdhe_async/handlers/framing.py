@@ -134,6 +134,11 @@ class LineDecoder:
         """Number of received bytes not yet returned as part of a complete line."""
         return len(self._buf) - self._start
 
+    @property
+    def committed(self) -> int:
+        """Bytes this decoder will hold before its next line is out: what is buffered."""
+        return self.buffered
+
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return the lines it completed, without delimiters, in order.
 
@@ -278,6 +283,13 @@ class FrameDecoder:
         """Number of received bytes (header included) not yet returned as part of a frame."""
         pending = len(self._buf) - self._start
         return pending + self._header if self._length is not None else pending
+
+    @property
+    def committed(self) -> int:
+        """Bytes this decoder will hold before its next frame is out: once a header is read, the
+        whole declared frame (what a memory budget must be able to take), else what is buffered.
+        """
+        return self._header + self._length if self._length is not None else self.buffered
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return the payloads of the frames it completed, in order.
