@@ -225,6 +225,22 @@ async def test_unsubscribe(pki: PKI) -> None:
         assert [type(e) for e in seen] == [HandshakeCompleted, ConnectionClosed]
 
 
+@pytest.mark.asyncio
+async def test_subscribe_to_some_kinds_only(pki: PKI) -> None:
+    """``kinds`` narrows what a subscriber gets; an event nobody wants is not built at all."""
+    async with running_server(server_settings(pki, access_log=False)) as server:
+        failures: list[Event] = []
+        server.subscribe(failures.append, kinds=(HandshakeFailed,))
+        assert not server._events.wants(ConnectionClosed)  # no access log, nobody else
+        assert not server._events.wants(HandshakeCompleted)
+        watch = EventWatch(server)
+        await echo_once(server.port, pki)
+        await watch.wait(ConnectionClosed)
+        await s_client(server.port, *REFUSED_CLIENTS[0][1])
+        await watch.wait(HandshakeFailed)
+    assert [type(e) for e in failures] == [HandshakeFailed]
+
+
 def test_event_bus_is_false_without_subscribers() -> None:
     bus = EventBus()
     assert not bus
