@@ -4,7 +4,9 @@ Data flow for one connection: accept (plain TCP, :meth:`asyncio.loop.create_serv
 under :func:`asyncio.start_server`; its protocol is our TLS pump, :mod:`ecdhe_async._pump`) →
 counted as a *pending handshake*, timer started → the first bytes arrive → handshake (bounded by
 ``handshake_timeout``, failure reason known, alert sent) → :class:`Connection` with its TLS facts →
-handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one INFO line.
+handler task → close (close_notify bounded by ``shutdown_timeout``, then abort) → one event
+(:mod:`ecdhe_async.events`; the access log, the refusal log and the metrics subscribe to them,
+:mod:`ecdhe_async.observe`; an event nobody subscribed to is never built).
 The server is the pump's :class:`~ecdhe_async._pump.PumpOwner`: no Task per connection but the
 handler's. Deployment hooks, each absent when off: a PROXY protocol header read before the first
 TLS byte, inside ``handshake_timeout`` (:mod:`ecdhe_async._proxy_stage`), and the certificates of
@@ -21,7 +23,7 @@ closed at once (``stats.refused``). ``max_pending_handshakes`` caps handshakes i
 the oldest one that has not sent a byte (else the oldest) is dropped (``stats.evicted``), so a
 flood of silent sockets cannot starve real clients. Failures of one connection never reach
 another: they are counted, logged once (refused handshakes at INFO with what the client offered,
-rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`; resets and timeouts at DEBUG; protocol
+rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`, an event subscriber; resets and timeouts at DEBUG; protocol
 errors at INFO; handler crashes and errors in our own layer at ERROR with a traceback) and the
 server keeps serving.
 

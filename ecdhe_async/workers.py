@@ -15,6 +15,10 @@ relays signals:
   configuration error stops everything at once (exit 2); workers that die before they are ready
   three times in a row stop everything too (exit 1), with one line naming the last reason.
 - Each worker watches a pipe from the supervisor and stops gracefully if the supervisor dies.
+- ``metrics_port`` (issue 13): the supervisor serves ``/metrics``, ``/healthz`` and ``/readyz``
+  itself, answered inline in its wait loop (no thread); a scrape is the sum over the workers
+  (:class:`~ecdhe_async.metrics.SupervisorMetrics`, prometheus-client's multiprocess mode), and
+  ``/readyz`` is 503 from the first SIGTERM while the workers drain.
 
 How the workers share the address (``share``):
 
