@@ -23,9 +23,9 @@ closed at once (``stats.refused``). ``max_pending_handshakes`` caps handshakes i
 the oldest one that has not sent a byte (else the oldest) is dropped (``stats.evicted``), so a
 flood of silent sockets cannot starve real clients. Failures of one connection never reach
 another: they are counted, logged once (refused handshakes at INFO with what the client offered,
-rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`, an event subscriber; resets and timeouts at DEBUG; protocol
-errors at INFO; handler crashes and errors in our own layer at ERROR with a traceback) and the
-server keeps serving.
+rate-limited by :class:`~ecdhe_async._refusals.RefusalLog`, an event subscriber; resets and
+timeouts at DEBUG; protocol errors at INFO; handler crashes and errors in our own layer at ERROR
+with a traceback) and the server keeps serving.
 
 Guarantees (issue 10): a given ``ssl_context`` is restricted to the settings' policy
 (:func:`~ecdhe_async.tls.apply_policy`); every finished handshake is checked by the pump
