@@ -37,11 +37,13 @@ from ecdhe_async import (
     connect,
     describe_context,
 )
+from ecdhe_async.events import HandshakeFailed
 from ecdhe_async.runner import prepare_server
 from ecdhe_async.settings import ServerSettings
 from ecdhe_async.tls import TLS12_CIPHERS, check_forward_secret, client_context, server_context
 
 from .conftest import PKI, client_settings, running_server, s_client, s_server, server_settings
+from .eventwatch import EventWatch
 from .netutil import log_watch
 
 T = 10.0
@@ -237,12 +239,16 @@ async def test_established_connection_checked_before_the_handler(
     with log_watch() as watch:
         async with running_server(settings, recorder) as server:
             loosen(server.ssl_context)  # type: ignore[operator]
+            events = EventWatch(server)
             r = await s_client(
                 server.port, "-CAfile", str(pki.ca), "-ign_eof", *args, stdin=b"hi\n"
             )
-            [record] = await watch.wait("not forward secret")
+            (failed,) = await events.wait(HandshakeFailed)
+            [record] = watch.matching("not forward secret")
+        assert (failed.reason, failed.alert_sent) == ("not_forward_secret", True)
         assert record.levelno == logging.ERROR
         assert problem in record.getMessage()
+        assert not watch.matching("handshake failed from")  # one line: policy's ERROR
     assert recorder.ran == 0
     assert server.stats.handshakes == 0
     assert server.stats.handshake_failures == 1

@@ -392,3 +392,20 @@ async def test_one_scrape_sums_both_workers_and_readyz_drains(pki: PKI) -> None:
         assert (await get(base + "/healthz"))[0] == 200
         await conn.close()
         assert await sup.exit_code(deadline=30) == 0
+
+
+@pytest.mark.asyncio
+async def test_json_logs_with_workers_carry_the_pid(pki: PKI) -> None:
+    import json
+
+    async with supervisor(worker_env(pki), args=("--log-format", "json")) as sup:
+        port, pids = await started(sup)
+        await pid_of_next(port, pki)
+        await sup.wait(r'"event": "connection_closed"')
+        sup.proc.send_signal(signal.SIGTERM)
+        assert await sup.exit_code() == 0
+    records = [json.loads(line) for line in sup.lines]  # every line is one JSON object
+    closed = [r for r in records if r.get("event") == "connection_closed"]
+    assert len(closed) == 1
+    assert closed[0]["pid"] in pids
+    assert {r["pid"] for r in records} >= {sup.proc.pid, *pids}
