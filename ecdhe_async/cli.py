@@ -608,6 +608,9 @@ def _setup_logging(level: str | None, *, pid: bool = False) -> None:
     logging.basicConfig(
         level=getattr(logging, (level or "info").upper()), format=fmt, stream=sys.stderr
     )
+    # Not in the format: not collected per record either (os.getpid() is a syscall per line).
+    logging.logThreads = logging.logMultiprocessing = False
+    logging.logProcesses = pid
     if pid:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(logging.Formatter(fmt))
