@@ -123,6 +123,7 @@ class _OpenSSL:
         self.err_clear.argtypes = []
         self.err_clear.restype = None
         self.head = object.__basicsize__
+        self._names: dict[int, str | None] = {}
         self.ctx_type: type = _ssl._SSLContext
         self.ssl_type: type = getattr(_ssl, "_SSLSocket")  # noqa: B009 - not in typeshed
         if sys.implementation.name != "cpython":
@@ -177,11 +178,16 @@ class _OpenSSL:
         nid = self.ssl_ctrl(ptr, _SSL_CTRL_GET_NEGOTIATED_GROUP, 0, None)
         if nid <= 0:
             return None
+        try:
+            return self._names[nid]  # a handful of groups: name each NID once per process
+        except KeyError:
+            pass
         short: bytes | None = self.nid2sn(int(nid))
-        if short is None:
-            return None
-        name = short.decode("ascii", "replace")
-        return _registry.by_openssl_name(name)
+        name = None
+        if short is not None:
+            name = _registry.by_openssl_name(short.decode("ascii", "replace"))
+        self._names[nid] = name
+        return name
 
     def server_name(self, ptr: int) -> str | None:
         name: bytes | None = self.servername(ptr, 0)  # TLSEXT_NAMETYPE_host_name
@@ -307,12 +313,14 @@ def _ssl_handle(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[_OpenSSL, in
         return None
 
 
+_NATIVE_GROUP: Final = hasattr(ssl.SSLObject, "group")  # Python 3.15+
+
+
 def handshake_facts(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[str | None, str | None]:
     """``(negotiated_group, sni_server_name)`` of a completed handshake, finding ``SSL*`` once."""
     handle = None
-    native = getattr(ssl_object, "group", None)
-    if native is not None:  # Python 3.15+
-        name: str | None = native()
+    if _NATIVE_GROUP:
+        name: str | None = ssl_object.group()  # type: ignore[union-attr,unused-ignore]
         group = None if name is None else _registry.by_openssl_name(name)
     else:
         handle = _ssl_handle(ssl_object)

@@ -45,6 +45,7 @@ import time
 from collections.abc import Collection
 from typing import Any, Final, Protocol, cast
 
+from ._openssl import handshake_facts
 from ._stream import StreamBuffer
 from .errors import HandshakeError
 from .policy import NotForwardSecretError, check_forward_secret, fatal_alert
@@ -143,6 +144,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
         "_tcp_eof",
         "_timer",
         "context",
+        "facts",
         "preface",
         "server_hostname",
         "server_side",
@@ -179,6 +181,8 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
         self._peer_closed = False
         self._tcp_eof = False
         self.preface: Preface | None = None
+        #: ``(group, server_name)`` of the finished handshake (``_openssl.handshake_facts``).
+        self.facts: tuple[str | None, str | None] | None = None
         self.state = WAIT_HELLO
         self.started = 0.0
 
@@ -294,7 +298,8 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
                 except _WantRead:
                     self._flush()
                     return
-                if (problem := check_forward_secret(sslobj, self._groups)) is not None:
+                self.facts = facts = handshake_facts(sslobj)  # read once: policy + TLSInfo
+                if (problem := check_forward_secret(sslobj, self._groups, facts=facts)) is not None:
                     self._flush()
                     self._refuse(sslobj, problem)
                     return
@@ -395,20 +400,26 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
             self.state = CLOSED
             return
         self.state = SHUTDOWN
-        self.set_timer(self._shutdown_timeout, self._abort)
         sslobj = self._sslobj
         if state != OPEN or sslobj is None or self._tcp_eof:
             if sslobj is not None and state == OPEN:
                 self._unwrap(sslobj)
-            self.transport.close()
+            self._close_transport()
             return
         if self._unwrap(sslobj) or self._peer_closed:
-            self.transport.close()
+            self._close_transport()
             return
+        self.set_timer(self._shutdown_timeout, self._abort)
         if self._read_paused:  # we must read on, to see the peer's close_notify
             self._read_paused = False
             self.transport.resume_reading()
         self._process()
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        if transport.get_write_buffer_size():  # bytes still queued: bound the wait for them
+            self.set_timer(self._shutdown_timeout, self._abort)
+        transport.close()
 
     def _unwrap(self, sslobj: ssl.SSLObject) -> bool:
         """Send close_notify; True if the peer's is in too."""

@@ -140,14 +140,14 @@ class StreamBuffer:
         """True when the peer closed and every received byte was read."""
         return self._eof and not self._buffered
 
-    async def _wait(self) -> None:
-        if self._waiter is not None:
+    def _wait(self) -> asyncio.Future[None]:
+        # A future to await, not a coroutine: no frame kept per idle reader. _wake clears it;
+        # a reader cancelled while waiting leaves it done (cancelled), which counts as free.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
             raise RuntimeError("read() called while another coroutine is already reading")
-        self._waiter = self._loop.create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+        self._waiter = waiter = self._loop.create_future()
+        return waiter
 
     def _take(self, n: int | None) -> bytes:
         chunks = self._chunks

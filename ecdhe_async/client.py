@@ -95,7 +95,7 @@ class _Handshake:
                 # verdict on our certificate may arrive in the very next record.
                 ssl_object = pump.ssl_object
                 assert ssl_object is not None
-                self.info = TLSInfo.from_ssl_object(ssl_object)
+                self.info = TLSInfo.from_ssl_object(ssl_object, facts=pump.facts)
                 self.done.set_result(None)
             else:
                 self.done.set_exception(exc)

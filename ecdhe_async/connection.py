@@ -36,11 +36,20 @@ class TLSInfo:
     peer_cert: dict[str, Any] | None
 
     @classmethod
-    def from_ssl_object(cls, obj: ssl.SSLObject | ssl.SSLSocket) -> TLSInfo:
-        """Read the negotiated facts off a completed handshake."""
+    def from_ssl_object(
+        cls,
+        obj: ssl.SSLObject | ssl.SSLSocket,
+        *,
+        facts: tuple[str | None, str | None] | None = None,
+    ) -> TLSInfo:
+        """Read the negotiated facts off a completed handshake.
+
+        *facts*: ``(group, server_name)`` already read by
+        :func:`ecdhe_async._openssl.handshake_facts` (the pump reads them once per connection).
+        """
         cipher = obj.cipher()
         peer = obj.getpeercert()
-        group, server_name = _openssl.handshake_facts(obj)
+        group, server_name = _openssl.handshake_facts(obj) if facts is None else facts
         return cls(
             version=obj.version(),
             cipher=cipher[0] if cipher else None,

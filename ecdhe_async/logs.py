@@ -165,6 +165,9 @@ def configure_logging(
         formatter = logging.Formatter(
             f"%(asctime)s %(levelname)-7s {pid_part}%(name)s: %(message)s"
         )
+    # Not in the format: not collected per record either (os.getpid() is a syscall per line).
+    logging.logThreads = logging.logMultiprocessing = False
+    logging.logProcesses = pid
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     logging.basicConfig(level=getattr(logging, (level or "info").upper()), handlers=[handler])

@@ -62,8 +62,7 @@ def _suites() -> dict[str, tuple[str, bool]]:
     return {c["name"]: (str(c.get("kea", "")), bool(c.get("aead"))) for c in ctx.get_ciphers()}
 
 
-def _group(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
-    group = _openssl.negotiated_group(ssl_object)
+def _group(ssl_object: ssl.SSLObject | ssl.SSLSocket, group: str | None) -> str | None:
     if group is not None:
         return group
     configured = _openssl.configured_groups(ssl_object.context)
@@ -71,27 +70,34 @@ def _group(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
 
 
 def check_forward_secret(
-    ssl_object: ssl.SSLObject | ssl.SSLSocket, allowed_groups: Collection[str]
+    ssl_object: ssl.SSLObject | ssl.SSLSocket,
+    allowed_groups: Collection[str],
+    *,
+    facts: tuple[str | None, str | None] | None = None,
 ) -> str | None:
     """Why the finished handshake of *ssl_object* is not forward secret, or ``None`` if it is.
 
     *allowed_groups* are canonical group names (``settings.tls.groups``). A problem is one
-    short phrase, e.g. ``"key exchange ffdhe2048 is not ECDHE"``.
+    short phrase, e.g. ``"key exchange ffdhe2048 is not ECDHE"``. *facts* is what
+    :func:`ecdhe_async._openssl.handshake_facts` returned for this object, if the caller has it
+    (read once per connection).
     """
     version = ssl_object.version()
     if version not in _VERSIONS:
         return f"protocol {version} is below TLS 1.2"
     cipher = ssl_object.cipher()
     name = cipher[0] if cipher else None
-    facts = _suites().get(name or "")
-    if facts is None:
+    suite = _suites().get(name or "")
+    if suite is None:
         return f"cipher suite {name} is unknown to this OpenSSL"
-    kea, aead = facts
+    kea, aead = suite
     if not aead:
         return f"cipher suite {name} is not AEAD"
     if version == "TLSv1.2" and kea != "kx-ecdhe":
         return f"cipher suite {name} has no ECDHE key exchange ({kea or 'unknown'})"
-    group_name = _group(ssl_object)
+    if facts is None:
+        facts = _openssl.handshake_facts(ssl_object)
+    group_name = _group(ssl_object, facts[0])
     if group_name is None:
         return "the key-exchange group cannot be determined"
     group = lookup(group_name)

@@ -385,7 +385,7 @@ class TLSServer:
         assert ssl_object is not None
         conn = Connection(
             pump,
-            tls=TLSInfo.from_ssl_object(ssl_object),
+            tls=TLSInfo.from_ssl_object(ssl_object, facts=pump.facts),
             handshake_duration=time.perf_counter() - pump.started,
         )
         if self._proxy is not None:  # the real client, behind the balancer

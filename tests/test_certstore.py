@@ -390,3 +390,18 @@ server_names = ["special.apps.example.com"]
     assert store.lookup("x.apps.example.com") is not store.lookup("special.apps.example.com")
     assert store.lookup("unknown.example.org") is None  # sni_strict
     assert store.lookup(None) is not None
+
+
+def test_sni_callback_only_when_there_is_a_choice(
+    pki: PKI, names: Names, live_pair: tuple[Path, Path]
+) -> None:
+    cert, key = live_pair
+    single = CertStore(server_settings(pki, tls={"certfile": cert, "keyfile": key}).tls)
+    assert single.context.sni_callback is None  # one certificate: no Python per ClientHello
+    assert single.lookup("anything.example.org") is single.context
+    assert single.reload()  # the reloaded default is a new context: chosen by the callback
+    assert single.context.sni_callback is not None
+    assert single.lookup(None) is not single.context
+    assert CertStore(sni_settings(pki, names).tls).context.sni_callback is not None
+    strict = server_settings(pki, tls={"sni_strict": True}).tls
+    assert CertStore(strict).context.sni_callback is not None

@@ -391,10 +391,10 @@ async def test_internal_error_in_the_tls_layer_is_logged_at_error_once(
 ) -> None:
     original = TLSInfo.from_ssl_object
 
-    def broken(obj: Any) -> TLSInfo:
+    def broken(obj: Any, **kwargs: Any) -> TLSInfo:
         if obj.server_side:  # the client in this process keeps working
             raise RuntimeError("facts exploded on purpose")
-        return original(obj)
+        return original(obj, **kwargs)
 
     async with running_server(server_settings(pki)) as server:
         monkeypatch.setattr(TLSInfo, "from_ssl_object", broken)
