@@ -147,14 +147,35 @@ async def run_peer(*argv: str, stdin: bytes = b"", deadline: float = 20) -> Resu
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(stdin), deadline)
+        async with asyncio.timeout(deadline):
+            out, _ = await asyncio.gather(proc.stdout.read(), _feed(proc.stdin, stdin))
+            await proc.wait()
     except TimeoutError:
         proc.kill()
         await proc.wait()
         raise
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(errors="replace"))
+
+
+async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
+    """Write *data* to a peer's stdin and close it; a peer that already exited is no error.
+
+    ``communicate()`` does the same, but on uvloop a peer that exits before its stdin is written
+    (``openssl s_client`` after a refused handshake) leaves the pipe's transport closing with a
+    write pending ("handler is closed"), reported later as a ResourceWarning in another test.
+    Waiting for the close here, with the errors of a gone reader swallowed, settles it now.
+    """
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        if data:
+            stdin.write(data)
+            await stdin.drain()
+    stdin.close()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        await stdin.wait_closed()
 
 
 async def s_client(port: int, *args: str, stdin: bytes = b"", deadline: float = 20) -> Result:

@@ -90,6 +90,7 @@ async def live_echo(port: int, pki: PKI, encode: Encode = _identity) -> AsyncIte
 # -- load ------------------------------------------------------------------------------------
 
 
+@pytest.mark.load
 @pytest.mark.asyncio
 async def test_500_concurrent_clients_echo_64k(pki: PKI) -> None:
     n, size = 500, 64 * 1024
@@ -164,7 +165,8 @@ async def test_16mib_round_trip_sha256(pki: PKI) -> None:
                     received += len(chunk)
                 await sender
         assert received == size
-        assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
+        expected = await asyncio.to_thread(lambda: hashlib.sha256(payload).hexdigest())
+        assert digest.hexdigest() == expected
 
 
 # -- misbehaving peers: each must not disturb a live connection or the next client -----------
@@ -337,6 +339,7 @@ def _short(encode: Encode) -> Encode:
     return lambda payload: encode(payload[:900])
 
 
+@pytest.mark.load
 @pytest.mark.asyncio
 async def test_1000_silent_sockets_cannot_starve_a_real_client(pki: PKI) -> None:
     n, cap = 1000, 100
@@ -351,7 +354,10 @@ async def test_1000_silent_sockets_cannot_starve_a_real_client(pki: PKI) -> None
                 await echo_once(server.port, pki)  # queued behind all 1000 in the accept queue
                 elapsed = loop.time() - started
                 stats = server.stats
-                assert elapsed < 1.0, f"a real client waited {elapsed:.2f}s behind silent sockets"
+                # Starved, it would wait handshake_timeout (20 s); debug mode's per-callback
+                # bookkeeping makes accepting and evicting 1000 sockets a few times slower.
+                bound = 3.0 if loop.get_debug() else 1.0
+                assert elapsed < bound, f"a real client waited {elapsed:.2f}s behind silent sockets"
                 assert stats.pending <= cap
                 assert stats.accepted >= n + 2
                 assert stats.evicted >= n - cap
@@ -833,6 +839,7 @@ class ServerProcess:
 
 
 @pytest.mark.parametrize("cap", [100, 2000])
+@pytest.mark.load
 @pytest.mark.asyncio
 async def test_server_rss_per_silent_socket(
     pki: PKI, cap: int, record_property: Callable[[str, object], None]
@@ -870,6 +877,7 @@ async def test_server_rss_per_silent_socket(
     assert per_held < 64 * 1024  # loose: a stdlib TLS server pins a 256 KiB buffer each
 
 
+@pytest.mark.load
 @pytest.mark.asyncio
 async def test_accept_loop_survives_emfile(
     pki: PKI, record_property: Callable[[str, object], None]
