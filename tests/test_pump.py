@@ -35,6 +35,7 @@ from ecdhe_async.tls import client_context
 
 from .conftest import (
     PKI,
+    both_tls,
     client_settings,
     running_server,
     s_client_echo,
@@ -45,6 +46,7 @@ from .netutil import DumbTLSClient, client_hello, log_watch, raw_connect, rst_cl
 # -- point 5: exact reads above the high-water mark; the stream against any chunking --------
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_readexactly_above_the_high_water_mark(pki: PKI) -> None:
     """A handler asking for 1 MB (4x the 256 KiB mark) gets it (it used to wait forever)."""
@@ -248,6 +250,7 @@ async def test_reply_after_the_peers_close_notify_is_delivered(
         assert server.stats.bytes_out == 5 * len(b"reply to question")
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_a_write_that_cannot_be_delivered_raises(pki: PKI) -> None:
     """After the peer reset the connection, write() raises; bytes_out stays at what was sent."""
@@ -279,6 +282,7 @@ async def test_a_write_that_cannot_be_delivered_raises(pki: PKI) -> None:
 # -- point 7: every close bounded; write timeout ---------------------------------------------
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_write_timeout_aborts_a_peer_that_never_reads(pki: PKI) -> None:
     """drain() against a peer that reads nothing raises TimeoutError after write_timeout."""
@@ -307,6 +311,7 @@ async def test_write_timeout_aborts_a_peer_that_never_reads(pki: PKI) -> None:
     assert "write_timeout" in str(exc)
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_fatal_error_close_is_bounded_when_the_peer_does_not_read(pki: PKI) -> None:
     """Peer stops reading, server has megabytes queued, peer sends a forged record: the server
@@ -337,6 +342,7 @@ async def test_fatal_error_close_is_bounded_when_the_peer_does_not_read(pki: PKI
 # -- point 8: closed connections are collectable at once -------------------------------------
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_closed_connections_are_collectable_at_once(pki: PKI) -> None:
     """No timer (idle, handshake, shutdown) keeps a closed Connection or its SSLObject alive."""
