@@ -320,7 +320,10 @@ async def test_fatal_error_close_is_bounded_when_the_peer_does_not_read(pki: PKI
     queued = asyncio.get_running_loop().create_future()
 
     async def writer(conn: Connection) -> None:
-        conn.write(bytes(48 * 1024 * 1024))  # far more than the socket buffers hold
+        chunk = bytes(4 * 1024 * 1024)
+        for _ in range(12):  # 48 MiB: far more than the socket buffers hold
+            conn.write(chunk)  # write() encrypts at once: 4 MiB per loop step, not 48
+            await asyncio.sleep(0)
         queued.set_result(None)
         await conn.read()
 

@@ -145,7 +145,7 @@ async def test_500_concurrent_clients_echo_64k(pki: PKI) -> None:
 @pytest.mark.asyncio
 async def test_16mib_round_trip_sha256(pki: PKI) -> None:
     size = 16 * 1024 * 1024
-    payload = random.Random(16).randbytes(size)
+    payload = await asyncio.to_thread(random.Random(16).randbytes, size)  # 16 MiB: off the loop
     async with running_server(server_settings(pki)) as server:
         async with asyncio.timeout(40):
             async with connect("127.0.0.1", server.port, client_settings(pki)) as conn:
