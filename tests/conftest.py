@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import uvloop
 
 from ecdhe_async.certs import DevCA, create_self_signed_cert
+from ecdhe_async.connection import Connection
 from ecdhe_async.contexts import clear_context_cache
 from ecdhe_async.server import TLSServer
 from ecdhe_async.settings import ClientSettings, ServerSettings
@@ -118,17 +120,79 @@ def client_settings(pki: PKI, *, tls: dict[str, Any] | None = None, **kw: Any) -
     return ClientSettings.load(tls=tls_values, **kw)
 
 
+#: The TLS versions the server, client, handler and pump suites run on (see ``tls_version``).
+TLS_VERSIONS = ("TLSv1.3", "TLSv1.2")
+#: The version the running test is parametrized with (set by the ``tls_version`` fixture).
+_tls_version: list[str] = []
+
+
+@pytest.fixture(params=TLS_VERSIONS)
+def tls_version(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test once per TLS version: ``running_server`` caps its server at this version.
+
+    Capping the server (not the client) also covers peers the test builds itself (openssl,
+    raw ``ssl`` clients). ``running_server`` checks that every connection its handler was given
+    negotiated exactly this version, so a cap that silently did not apply fails the test. Use it
+    through :data:`both_tls`; a test that is specific to one version keeps it explicitly.
+    """
+    version: str = request.param
+    _tls_version.append(version)
+    yield version
+    _tls_version.remove(version)
+
+
+#: Mark a test to run on TLS 1.3 and TLS 1.2 (see ``tls_version``).
+both_tls = pytest.mark.usefixtures("tls_version")
+
+
+def _cap_version(server: TLSServer) -> list[str]:
+    """Cap *server* at the parametrized TLS version; return the versions its handler then sees."""
+    seen: list[str] = []
+    if not _tls_version:
+        return seen
+    server.ssl_context.maximum_version = ssl.TLSVersion[_tls_version[-1].replace(".", "_")]
+    inner = server.handler
+
+    async def checked(conn: Connection) -> None:
+        seen.append(conn.version or "?")
+        await inner(conn)
+
+    # Its logs still name the test's handler ("handler BoomOrEcho crashed ...").
+    checked.__qualname__ = getattr(inner, "__qualname__", None) or type(inner).__qualname__
+    server.handler = checked
+    return seen
+
+
 @contextlib.asynccontextmanager
 async def running_server(
     settings: ServerSettings, handler: Any = None, *, grace: float = 0.0
 ) -> AsyncIterator[TLSServer]:
-    """Start a TLSServer; always stop it (bounded) when the block ends."""
+    """Start a TLSServer; always stop it (bounded) when the block ends.
+
+    Under the ``tls_version`` fixture the server is capped at that version, and every
+    connection that reached the handler must have negotiated it.
+    """
     server = TLSServer(settings, handler)
+    seen = _cap_version(server)
     await asyncio.wait_for(server.start(), 10)
     try:
         yield server
     finally:
         await asyncio.wait_for(server.aclose(grace=grace), 30)
+    if _tls_version:
+        assert set(seen) <= {_tls_version[-1]}, f"negotiated {seen}, not {_tls_version[-1]}"
+        _NEGOTIATED[_tls_version[-1]] = _NEGOTIATED.get(_tls_version[-1], 0) + len(seen)
+
+
+#: Connections checked per version by ``running_server`` (shown in the terminal summary).
+_NEGOTIATED: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many connections the TLS-parametrized tests checked on each version."""
+    if _NEGOTIATED:
+        counts = ", ".join(f"{v}: {n}" for v, n in sorted(_NEGOTIATED.items()))
+        terminalreporter.write_line(f"connections checked per parametrized TLS version: {counts}")
 
 
 @dataclass
@@ -147,14 +211,35 @@ async def run_peer(*argv: str, stdin: bytes = b"", deadline: float = 20) -> Resu
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(stdin), deadline)
+        async with asyncio.timeout(deadline):
+            out, _ = await asyncio.gather(proc.stdout.read(), _feed(proc.stdin, stdin))
+            await proc.wait()
     except TimeoutError:
         proc.kill()
         await proc.wait()
         raise
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(errors="replace"))
+
+
+async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
+    """Write *data* to a peer's stdin and close it; a peer that already exited is no error.
+
+    ``communicate()`` does the same, but on uvloop a peer that exits before its stdin is written
+    (``openssl s_client`` after a refused handshake) leaves the pipe's transport closing with a
+    write pending ("handler is closed"), reported later as a ResourceWarning in another test.
+    Waiting for the close here, with the errors of a gone reader swallowed, settles it now.
+    """
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        if data:
+            stdin.write(data)
+            await stdin.drain()
+    stdin.close()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        await stdin.wait_closed()
 
 
 async def s_client(port: int, *args: str, stdin: bytes = b"", deadline: float = 20) -> Result:

@@ -9,6 +9,7 @@ a subprocess, exactly as a user runs it; the Python API runs in-process on both 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -17,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +156,44 @@ async def listener(handler: Any, ssl_ctx: ssl.SSLContext | None = None) -> Async
             await asyncio.wait_for(server.wait_closed(), 5)
 
 
+@contextlib.asynccontextmanager
+async def listener_in_thread(handler: Any, ssl_ctx: ssl.SSLContext) -> AsyncIterator[int]:
+    """:func:`listener` on its own loop in a thread (not in debug mode: it is the peer).
+
+    The stdlib's TLS server computes its FFDHE and DHE shares on its loop; audited from the same
+    loop, that CPU time would count against the auditor's (the code under test) callbacks.
+    """
+    Ready = tuple[int, asyncio.AbstractEventLoop, asyncio.Event]
+    ready: concurrent.futures.Future[Ready] = concurrent.futures.Future()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_ctx)
+        stop = asyncio.Event()
+        ready.set_result((server.sockets[0].getsockname()[1], asyncio.get_running_loop(), stop))
+        await stop.wait()
+        server.close()
+        with contextlib.suppress(TimeoutError):  # a probe still mid-handshake (cpython#104344)
+            await asyncio.wait_for(server.wait_closed(), 5)
+
+    def run() -> None:
+        try:
+            asyncio.run(serve(), debug=False)
+        except BaseException as exc:  # handed to the test through *ready*
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    thread = threading.Thread(target=run, name="peer-listener", daemon=True)
+    thread.start()
+    port, loop, stop = await asyncio.wait_for(asyncio.wrap_future(ready), 10)
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        await asyncio.to_thread(thread.join, 10)
+        assert not thread.is_alive()
+
+
 async def read_to_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Handler: read until the client closes, then close (answers a close_notify)."""
     with contextlib.suppress(OSError, ssl.SSLError):
@@ -277,7 +317,7 @@ async def test_openssl_defaults_with_rsa_are_not_forward_secret_only(pki: PKI) -
 async def test_plain_asyncio_server_is_not_forward_secret_only(pki: PKI) -> None:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(pki.server_cert, pki.server_key)
-    async with listener(read_to_eof, ctx) as port:
+    async with listener_in_thread(read_to_eof, ctx) as port:
         report = await asyncio.wait_for(audit("127.0.0.1", port, insecure=True), 60)
     assert report.exit_code == 1
     assert "accepts FFDHE in TLS 1.3" in report.verdict

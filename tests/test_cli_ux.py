@@ -6,6 +6,7 @@ Every check runs the real ``ecdhe-async`` (or an example) in a subprocess, as a 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -191,17 +192,20 @@ async def test_encrypted_key_password_from_an_environment_variable(
     password = "tr0ub4dor&3"
     env = dict(env, SERVER_KEY_PASSWORD=password)
     crt, key = tmp_path / "s.crt", tmp_path / "s.key"
-    made = cli(
+    # The CLI runs to completion in a thread: a blocking subprocess.run must not hold the loop.
+    made = await asyncio.to_thread(
+        cli,
         "cert", "self-signed", "--out", str(crt), "--key-out", str(key),
         "--key-password-env", "SERVER_KEY_PASSWORD", env=env,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     pair = ["--certfile", str(crt), "--keyfile", str(key)]
-    line = one_error_line(cli("serve", *pair, env=env))
+    line = one_error_line(await asyncio.to_thread(cli, "serve", *pair, env=env))
     assert "is encrypted: a password is required" in line
     assert "--key-password-env VAR" in line
     assert "ECDHE_ASYNC_TLS__KEY_PASSWORD" in line
-    unset = one_error_line(cli("serve", *pair, "--key-password-env", "NO_SUCH_VAR", env=env))
+    unset_args = [*pair, "--key-password-env", "NO_SUCH_VAR"]
+    unset = one_error_line(await asyncio.to_thread(cli, "serve", *unset_args, env=env))
     assert "NO_SUCH_VAR" in unset
     async with server_process([*SERVE, *pair, "--key-password-env", "SERVER_KEY_PASSWORD"], env):
         pass

@@ -19,7 +19,7 @@ from ecdhe_async.errors import HandshakeError
 from ecdhe_async.events import HandshakeFailed
 from ecdhe_async.settings import ClientSettings
 
-from .conftest import PKI, client_settings, running_server, s_server, server_settings
+from .conftest import PKI, both_tls, client_settings, running_server, s_server, server_settings
 from .eventwatch import EventWatch
 from .netutil import log_watch
 
@@ -48,6 +48,7 @@ class Recorder:
 # -- verification ------------------------------------------------------------------------------
 
 
+@both_tls
 @pytest.mark.parametrize("trust", ["other_ca", "wrong_hostname", "system_store"])
 @pytest.mark.asyncio
 async def test_connect_verifies_the_server_by_default(pki: PKI, trust: str) -> None:
@@ -79,6 +80,7 @@ async def test_connect_verifies_the_server_by_default(pki: PKI, trust: str) -> N
                 assert await asyncio.wait_for(conn.readexactly(2), 5) == b"ok"
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_insecure_skip_verify_is_explicit(pki: PKI, caplog: pytest.LogCaptureFixture) -> None:
     settings = ClientSettings.load(tls={"insecure_skip_verify": True})
@@ -185,6 +187,7 @@ async def test_server_hanging_up_at_once_is_a_handshake_error(pki: PKI) -> None:
 # -- mTLS, facts, close ----------------------------------------------------------------------------
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_mtls_client_certificate(pki: PKI) -> None:
     handler = Recorder()
@@ -201,15 +204,16 @@ async def test_mtls_client_certificate(pki: PKI) -> None:
         assert "commonName=alice" in server_side.peer_subject.split(",")
 
 
+@both_tls
 @pytest.mark.asyncio
-async def test_client_connection_facts(pki: PKI) -> None:
+async def test_client_connection_facts(pki: PKI, tls_version: str) -> None:
     settings = server_settings(pki, tls={"alpn": ["echo/1"]})
     csettings = client_settings(pki, tls={"alpn": ["echo/1"]})
     async with running_server(settings) as server:
         async with connect("127.0.0.1", server.port, csettings) as conn:
-            assert conn.version == "TLSv1.3"
+            assert conn.version == tls_version
             assert conn.cipher is not None
-            assert conn.cipher.startswith("TLS_")
+            assert conn.cipher.startswith("TLS_" if tls_version == "TLSv1.3" else "ECDHE-")
             assert conn.group == "X25519"
             assert conn.alpn == "echo/1"
             assert conn.server_name == "localhost"
@@ -219,7 +223,7 @@ async def test_client_connection_facts(pki: PKI) -> None:
             assert await asyncio.wait_for(conn.readexactly(10), 5) == b"0123456789"
             assert conn.bytes_out == conn.bytes_in == 10
             text = repr(conn)
-            assert "TLSv1.3" in text
+            assert tls_version in text
             assert "group=X25519" in text
 
 
@@ -242,6 +246,7 @@ async def test_client_group_choice(pki: PKI, tls: dict[str, Any], group: str, ve
         assert handler.conns[0].group == group
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_no_common_group_fails_with_the_servers_alert(pki: PKI) -> None:
     settings = server_settings(pki, tls={"groups": ["X25519"]})
@@ -269,6 +274,7 @@ async def test_against_openssl_s_server(pki: PKI) -> None:
         assert info.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_async_with_closes_cleanly(pki: PKI) -> None:
     handler = Recorder()
@@ -292,6 +298,7 @@ async def test_async_with_closes_cleanly(pki: PKI) -> None:
         assert handler.endings == ["eof", "eof"]
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_server_close_is_seen_as_eof(pki: PKI) -> None:
     async def one_reply(conn: Connection) -> None:

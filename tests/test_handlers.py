@@ -25,7 +25,7 @@ from ecdhe_async.server import TLSServer
 from ecdhe_async.settings import ServerSettings
 
 from . import netutil
-from .conftest import PKI, client_settings, running_server, server_settings
+from .conftest import PKI, both_tls, client_settings, running_server, server_settings
 from .netutil import frame, log_watch
 
 # -- resolution ----------------------------------------------------------------------------------
@@ -116,6 +116,7 @@ async def exchange(port: int, pki: PKI, send: bytes, expect: int) -> bytes:
             return await conn.readexactly(expect)
 
 
+@both_tls
 @pytest.mark.parametrize(
     ("spec", "send", "reply"),
     [
@@ -134,6 +135,7 @@ async def test_handler_by_import_path_in_settings(
         assert await exchange(server.port, pki, send, len(reply)) == reply
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_echo_handler(pki: PKI) -> None:
     payload = bytes(range(256)) * 1000
@@ -141,6 +143,7 @@ async def test_echo_handler(pki: PKI) -> None:
         assert await exchange(server.port, pki, payload, len(payload)) == payload
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_lines_handler(pki: PKI) -> None:
     async with running_server(server_settings(pki, handler="lines")) as server:
@@ -152,6 +155,7 @@ async def test_lines_handler(pki: PKI) -> None:
                 assert await conn.readexactly(7) == b"three\n\n"
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_frames_handler(pki: PKI) -> None:
     frames = [b"", b"a", b"x" * 70_000]
@@ -164,6 +168,7 @@ async def test_frames_handler(pki: PKI) -> None:
                 assert await conn.readexactly(len(wire)) == wire
 
 
+@both_tls
 @pytest.mark.asyncio
 async def test_truncated_frame_is_a_protocol_error(pki: PKI) -> None:
     with log_watch() as watch:
