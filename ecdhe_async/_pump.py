@@ -47,10 +47,10 @@ from typing import Any, Final, Protocol, cast
 
 from ._openssl import handshake_facts
 from ._stream import StreamBuffer
-from .errors import HandshakeError
+from .errors import RejectedByPeerError, rejection
 from .policy import NotForwardSecretError, check_forward_secret, fatal_alert
 
-__all__ = ["Preface", "PumpOwner", "RejectedByPeerError", "TLSPump"]
+__all__ = ["Preface", "PumpOwner", "RejectedByPeerError", "TLSPump"]  # the error: from .errors
 
 log = logging.getLogger("ecdhe_async.tls")
 
@@ -72,34 +72,6 @@ def _shared_buffer() -> memoryview:
     if view is None:
         view = _local.view = memoryview(bytearray(_BUFFER_SIZE))
     return view
-
-
-class RejectedByPeerError(HandshakeError, ssl.SSLError):  # type: ignore[misc]
-    """The server refused us after our side of a TLS 1.3 handshake was done (client certificate).
-
-    In TLS 1.3 the client finishes first; the server checks the client's certificate after that
-    and answers with an alert, so the refusal shows on the first read. Also an ``ssl.SSLError``.
-    """
-
-    def __str__(self) -> str:  # SSLError's own would print the args tuple
-        return str(self.args[0]) if self.args else ""
-
-
-_NEED_CERT_HINT: Final = "the server requires a client certificate: pass --certfile and --keyfile"
-
-
-def _rejection(exc: ssl.SSLError) -> BaseException:
-    """A post-handshake alert about our certificate, as a clear :class:`HandshakeError`."""
-    reason = str(getattr(exc, "reason", "") or "")
-    if "ALERT" not in reason or not ("CERTIFICATE" in reason or "UNKNOWN_CA" in reason):
-        return exc
-    if "CERTIFICATE_REQUIRED" in reason:
-        message = f"the server refused the handshake ({exc}): {_NEED_CERT_HINT}"
-    else:
-        message = f"the server refused our client certificate ({exc})"
-    err = RejectedByPeerError(message, reason=reason)
-    err.__cause__ = exc
-    return err
 
 
 class PumpOwner(Protocol):
@@ -446,7 +418,7 @@ class TLSPump(StreamBuffer, asyncio.BufferedProtocol):
         """A fatal error: flush the alert OpenSSL queued, then close, bounded by the timer."""
         state = self.state
         if not self.server_side and state == OPEN and isinstance(exc, ssl.SSLError):
-            exc = _rejection(exc)
+            exc = rejection(exc)
         if self._exc is None:
             self._exc = exc
         if state == CLOSED:

@@ -7,6 +7,9 @@ code or the application used the API wrongly.
 
 from __future__ import annotations
 
+import ssl
+from typing import Final
+
 __all__ = [
     "CertificateError",
     "ConfigError",
@@ -15,7 +18,9 @@ __all__ = [
     "KeyExchangeError",
     "LocalProtocolError",
     "ProtocolError",
+    "RejectedByPeerError",
     "RemoteProtocolError",
+    "rejection",
 ]
 
 
@@ -53,3 +58,31 @@ class RemoteProtocolError(ProtocolError):
 
 class LocalProtocolError(ProtocolError):
     """We (or the application) tried to send something the protocol does not allow."""
+
+
+class RejectedByPeerError(HandshakeError, ssl.SSLError):  # type: ignore[misc]
+    """The server refused us after our side of a TLS 1.3 handshake was done (client certificate).
+
+    In TLS 1.3 the client finishes first; the server checks the client's certificate after that
+    and answers with an alert, so the refusal shows on the first read. Also an ``ssl.SSLError``.
+    """
+
+    def __str__(self) -> str:  # SSLError's own would print the args tuple
+        return str(self.args[0]) if self.args else ""
+
+
+NEED_CERT_HINT: Final = "the server requires a client certificate: pass --certfile and --keyfile"
+
+
+def rejection(exc: ssl.SSLError) -> BaseException:
+    """A post-handshake alert about our certificate, as a clear :class:`HandshakeError`."""
+    reason = str(getattr(exc, "reason", "") or "")
+    if "ALERT" not in reason or not ("CERTIFICATE" in reason or "UNKNOWN_CA" in reason):
+        return exc
+    if "CERTIFICATE_REQUIRED" in reason:
+        message = f"the server refused the handshake ({exc}): {NEED_CERT_HINT}"
+    else:
+        message = f"the server refused our client certificate ({exc})"
+    err = RejectedByPeerError(message, reason=reason)
+    err.__cause__ = exc
+    return err
