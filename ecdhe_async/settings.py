@@ -141,7 +141,10 @@ class TLSSettings(BaseModel):
                     return json.loads(text)
                 except json.JSONDecodeError:
                     raise ValueError(f"not a JSON list: {text!r} (use a list or 'A,B,C')") from None
-            return [part.strip() for part in text.replace(":", ",").split(",") if part.strip()]
+            parts = [part.strip() for part in text.replace(":", ",").split(",") if part.strip()]
+            if text and not parts:
+                raise ValueError(f"{text!r} names nothing (use 'A,B,C', or leave it unset)")
+            return parts
         return value
 
     @field_validator("groups")

@@ -329,6 +329,8 @@ def _chain_error(tls: TLSSettings, certfile: Path, exc: BaseException) -> Config
             if tls.key_password is None:
                 text = f"{text}: {key_password_hint()}"
             return _setting_error("key_password", tls.key_password, text)
+        if key_field == "certfile" and "does not contain a PEM private key" in text:
+            text += " (give the key file with --keyfile or tls.keyfile)"
         return _setting_error(key_field, keyfile, text)
     if cert.public_key() != key.public_key():
         return _setting_error(

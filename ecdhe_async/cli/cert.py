@@ -148,5 +148,5 @@ def cmd_cert(args: argparse.Namespace) -> int:
     rows.update(describe_certificate(cert_path).as_dict())
     width = max(map(len, rows))
     for key, value in rows.items():
-        print(f"{key:<{width}}  {value}")
+        print(f"{key:<{width}}  {value or '(none)'}")
     return EXIT_OK

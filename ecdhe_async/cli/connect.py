@@ -15,7 +15,7 @@ from ._options import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
-    Formatter,
+    ExampleFormatter,
     Subparsers,
     common_tls,
     tls_overrides,
@@ -29,12 +29,16 @@ def add_connect(sub: Subparsers) -> None:
     conn = sub.add_parser(
         "connect",
         help="connect to a TLS server and show what was negotiated",
-        formatter_class=Formatter,
+        formatter_class=ExampleFormatter,
+        epilog="examples:\n"
+        "  ecdhe-async connect localhost 8443 --ca-file ca.crt --message hi\n"
+        "  ecdhe-async connect api.local 9443 --ca-file ca.crt --certfile client.crt "
+        "--keyfile client.key",
         description="Handshake (verifying the certificate and host name), print the negotiated "
         "version, cipher, group and certificate, optionally send a message and print the reply.",
     )
-    conn.add_argument("host")
-    conn.add_argument("port", type=int)
+    conn.add_argument("host", help="server host name or address")
+    conn.add_argument("port", type=int, help="server TCP port")
     common_tls(conn)
     conn.add_argument("--server-hostname", help="name to verify and send as SNI (default HOST)")
     conn.add_argument("--message", help="text to send; the reply is printed")

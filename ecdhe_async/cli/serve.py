@@ -15,7 +15,7 @@ from ..settings import ClientAuth, ProxyProtocol, ServerSettings
 from ._options import (
     EXIT_FAILURE,
     EXIT_OK,
-    Formatter,
+    ExampleFormatter,
     Subparsers,
     common_tls,
     password_from_env,
@@ -30,7 +30,10 @@ def add_serve(sub: Subparsers) -> None:
     serve = sub.add_parser(
         "serve",
         help="run a TLS server",
-        formatter_class=Formatter,
+        formatter_class=ExampleFormatter,
+        epilog="examples:\n"
+        "  ecdhe-async serve --port 8443 --certfile server.crt --keyfile server.key\n"
+        "  ecdhe-async serve --config config/server.toml --workers 2 --log-format json",
         description="Run an ECDHE-only TLS server. Settings: defaults < --config TOML < "
         "ECDHE_ASYNC_* environment < these flags. Without a certificate, a development "
         "certificate is created in the per-user cache directory (and reused).",
