@@ -351,6 +351,7 @@ async def test_fatal_error_close_is_bounded_when_the_peer_does_not_read(pki: PKI
 
 
 @both_tls
+@pytest.mark.load  # a full-heap gc.collect() holds the GIL even in a thread: >0.1 s loop steps
 @pytest.mark.asyncio
 async def test_closed_connections_are_collectable_at_once(pki: PKI) -> None:
     """No timer (idle, handshake, shutdown) keeps a closed Connection or its SSLObject alive."""
